@@ -1,0 +1,148 @@
+"""The real Snakemake DAG: the smoke config end to end, the paper grid's dry run, rerun triggers,
+config errors. Each test works in a temporary copy of the workflow."""
+import csv
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake")
+pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed")
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=900):
+    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-5000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: rule -> number of jobs."""
+    counts, in_table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+def set_config(workdir: Path, name: str, edit) -> Path:
+    path = workdir / "config" / name
+    cfg = yaml.safe_load(path.read_text())
+    edit(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke config run once, end to end, through the real DAG."""
+    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    proc = snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml")
+    return work, proc
+
+
+def test_smoke_pipeline_writes_every_stage(smoke):
+    work, _ = smoke
+    cfg = yaml.safe_load((work / "config/smoke.yaml").read_text())
+    tasks = list(cfg["tasks"])
+    for task in tasks:
+        rows = list(csv.DictReader(open(work / f"results/scaling/{task}.csv")))
+        assert rows and all(r["task"] == task for r in rows)
+        frontier = list(csv.DictReader(open(work / f"results/scaling/{task}_frontier.csv")))
+        budgets = sorted({float(r["budget"]) for r in rows})
+        assert sorted(float(r["budget"]) for r in frontier) == budgets
+        for r in frontier:  # the frontier run is the minimum over its budget's runs
+            best = min(float(x["val_loss"]) for x in rows if float(x["budget"]) == float(r["budget"]))
+            assert float(r["val_loss"]) == best
+        assert (work / f"results/plots/scaling_law/{task}.png").stat().st_size > 0
+    transitions = list(csv.DictReader(open(work / "results/scaling/transitions.csv")))
+    assert sorted(r["task"] for r in transitions) == sorted(tasks)
+    pdf = (work / "results/plots/scaling_law.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    # every rule left a log and a benchmark
+    assert list((work / "logs/train").rglob("*.log")) and list((work / "benchmarks").rglob("*.tsv"))
+
+
+def test_smoke_rerun_is_a_no_op(smoke):
+    work, _ = smoke
+    out = snakemake(work, "-n", "--configfile", "config/smoke.yaml").stdout
+    assert "Nothing to be done" in out
+
+
+def test_adding_a_learning_rate_reruns_only_that_task(smoke, tmp_path):
+    work, _ = smoke
+    shutil.copytree(work, tmp_path / "w", symlinks=True)
+    w = tmp_path / "w"
+
+    def add_lr(cfg):
+        cfg["tasks"]["addition"]["lr"] = [1.0e-2, 3.0e-3]
+    set_config(w, "smoke.yaml", add_lr)
+    out = snakemake(w, "-n", "--configfile", "config/smoke.yaml").stdout
+    counts = job_counts(out)
+    assert counts.get("train") == 4  # 2 budgets x 2 widths with the new lr
+    assert counts.get("collect_runs") == 1 and counts.get("frontier") == 1
+    assert counts.get("transitions") == 1 and counts.get("plot_scaling_law") == 1
+    trained = set(re.findall(r"output: (results/runs/\S+)", out))
+    assert trained and all(p.startswith("results/runs/addition/") for p in trained)
+
+
+def test_changing_a_plot_option_reruns_only_the_plot(smoke, tmp_path):
+    work, _ = smoke
+    shutil.copytree(work, tmp_path / "w", symlinks=True)
+    w = tmp_path / "w"
+    set_config(w, "smoke.yaml", lambda cfg: cfg.setdefault("plots", {}).update(png_dpi=72))
+    counts = job_counts(snakemake(w, "-n", "--configfile", "config/smoke.yaml").stdout)
+    assert counts == {"plot_scaling_law": 1, "all": 1}
+
+
+def test_forcing_one_record_reruns_one_run(smoke):
+    work, _ = smoke
+    record = next((work / "results/runs/addition").rglob("*.json")).relative_to(work)
+    out = snakemake(work, "-n", "--configfile", "config/smoke.yaml", str(record),
+                    "--force").stdout
+    assert job_counts(out) == {"train": 1}
+
+
+def test_paper_grid_dry_run_plans_the_reference_run_counts(tmp_path):
+    work = copy_workflow(tmp_path)
+    out = snakemake(work, "-n", "--configfile", "config/paper.yaml", "--quiet", "rules",
+                    timeout=600).stdout
+    counts = job_counts(out)
+    assert counts["train"] == 6660
+    assert counts["collect_runs"] == 10 and counts["plot_scaling_law"] == 1
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["tasks"].update(sorting={"size": 4}), "sorting"),
+    (lambda c: c["grid"].update(lr=[-1.0e-3]), "lr"),
+    (lambda c: c["grid"].update(d_model=[10]), "d_model"),
+    (lambda c: c["grid"].update(budgets=[3]), "budgets"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, edit, key):
+    work = copy_workflow(tmp_path)
+    set_config(work, "smoke.yaml", edit)
+    proc = snakemake(work, "--cores", "1", "--configfile", "config/smoke.yaml", check=False)
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr
+    assert not (work / "results").exists() and not (work / "resources").exists()
