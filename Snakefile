@@ -21,6 +21,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/graphs.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/scaling.smk"
+include: "workflow/rules/probes.smk"
+include: "workflow/rules/ablations.smk"
 
 
 rule all:

@@ -596,3 +596,11 @@ def plan_table(config: dict | str | Path) -> str:
     lines.append(f"{'all tasks':<32} {'':>4} {'':>8} {'total':>6} {f'{kept}/{enumerated}':>11} "
                  f"{flops:>9.2e}")
     return "\n".join(lines)
+
+
+def within_run_steps(steps: int) -> list[int]:
+    """Steps whose weights the within-run probes read: 0 (the initialisation), every power of
+    two up to `steps`, and `steps` itself (probes.md §9.2, with the init added)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return sorted({0, steps} | {1 << p for p in range(steps.bit_length()) if 1 << p <= steps})

@@ -115,7 +115,7 @@ class KVCache:
         self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, start: int):
-        """Store k, v (B, H, t, hd) at positions start..start+t-1; return keys/values 0..start+t-1."""
+        """Store k, v (B, H, t, hd) at positions start..start+t-1; return those of 0..start+t-1."""
         if layer not in self.layers:  # allocated on first use, in the dtype autocast produces
             shape = (self.batch, k.shape[1], self.length, k.shape[3])
             self.layers[layer] = (k.new_zeros(shape), v.new_zeros(shape))
@@ -215,7 +215,8 @@ class Transformer(nn.Module):
         """
         t = ids.shape[1]
         if start + t > self.cfg.seq_len:
-            raise ValueError(f"positions {start}..{start + t - 1} exceed seq_len {self.cfg.seq_len}")
+            raise ValueError(f"positions {start}..{start + t - 1} exceed seq_len "
+                             f"{self.cfg.seq_len}")
         if start and cache is None:
             raise ValueError("start > 0 needs a KVCache holding the earlier positions")
         if hooks:
@@ -292,13 +293,15 @@ def greedy_decode(model: Transformer, ids: torch.Tensor, eq_pos,
     return out
 
 
-def exact_match(generated: torch.Tensor, ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def exact_match(generated: torch.Tensor, ids: torch.Tensor,
+                loss_mask: torch.Tensor) -> torch.Tensor:
     """(B,) bool: every scored position ('=', the answer, the first EOS) equals the truth."""
     wrong = (generated.long() != ids.long()) & loss_mask.bool()
     return ~wrong.any(1)
 
 
-def capture(model: Transformer, ids: torch.Tensor, names, positions=None) -> dict[str, torch.Tensor]:
+def capture(model: Transformer, ids: torch.Tensor, names,
+            positions=None) -> dict[str, torch.Tensor]:
     """Activations at hook points `names` in one forward pass (no gradients).
 
     positions: None -> (B, T, d); 1-D (R,) absolute positions -> (B, R, d); 2-D (B, R) positions
@@ -314,8 +317,10 @@ def capture(model: Transformer, ids: torch.Tensor, names, positions=None) -> dic
         if positions.ndim not in (1, 2) or (positions.ndim == 2 and len(positions) != len(ids)):
             raise ValueError(f"positions must be (R,) or (B={len(ids)}, R), got "
                              f"{tuple(positions.shape)}")
-        if bool((positions >= ids.shape[1]).any()) or bool((positions < -1).any()):
-            raise ValueError(f"positions must lie in 0..{ids.shape[1] - 1} (or -1 for absent rows)")
+        lowest = 0 if positions.ndim == 1 else -1  # -1 marks absent rows of per-row positions
+        if bool((positions >= ids.shape[1]).any()) or bool((positions < lowest).any()):
+            raise ValueError(f"positions must lie in 0..{ids.shape[1] - 1} (-1 allowed in per-row "
+                             f"positions for absent rows)")
 
     def keep(name):
         def fn(x, start):

@@ -183,3 +183,301 @@ def plot_scaling_law(frontier_df: pd.DataFrame, transitions_df: pd.DataFrame | N
             written.append(png_dir / f"{task}.png")
             _task_png(frontier_df, transitions_df, task, written[-1], png_dpi)
     return written
+
+
+# -- probe figures: quiet and loud features (qlf.probes tables) ----------------------------------
+# Probe tables are qlf.probes metrics rows (feature, row, layer, train_loss, test_loss, ...) with
+# the model's coordinate added (budget or step, task; seed for random-init baselines). The
+# selection below is the one qlf.probes uses (it is not imported: plots never import torch).
+
+PROBE_NEEDS = ["task", "feature", "row", "layer", "train_loss", "test_loss"]
+GROUP_COLORS = {"beginning": "C0", "middle": "C1", "end": "C2"}
+MIN_LOSS = 1e-12  # floor for logs (an exactly separable probe has test loss ~0)
+
+
+def _probe_groups(n_rows: int) -> dict[str, np.ndarray]:
+    """The cut of qlf.probes.position_groups: first n//3 rows, middle, last n//3."""
+    k = n_rows // 3
+    cuts = {"beginning": np.arange(0, k), "middle": np.arange(k, n_rows - k),
+            "end": np.arange(n_rows - k, n_rows)}
+    return {g: rows for g, rows in cuts.items() if len(rows)}
+
+
+def _best_layer(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per keys + (feature, row), the row of the layer with the lowest train loss."""
+    fitted = df[np.isfinite(df.train_loss.to_numpy(float))]
+    by = keys + ["feature", "row"]
+    fitted = fitted.sort_values(by + ["train_loss", "layer"], kind="mergesort")
+    return fitted.groupby(by, sort=True).head(1)
+
+
+def _geomean(values) -> float:
+    values = np.maximum(np.asarray(values, float), MIN_LOSS)
+    return float(np.exp(np.log(values).mean())) if len(values) else math.nan
+
+
+def probe_group_curves(df: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Per (task, feature, group, x): the geometric mean over the group's rows of the test loss
+    at each row's best layer by train loss (the paper's figure). Columns task, feature, group,
+    x, loss."""
+    best = _best_layer(df, ["task", x])
+    out = []
+    for (task, feature), frame in best.groupby(["task", "feature"], sort=False):
+        n_rows = int(df[(df.task == task) & (df.feature == feature)].row.max()) + 1
+        for group, rows in _probe_groups(n_rows).items():
+            inside = frame[frame.row.isin(rows)]
+            for value, pts in inside.groupby(x, sort=True):
+                out.append({"task": task, "feature": feature, "group": group, x: value,
+                            "loss": _geomean(pts.test_loss)})
+    return pd.DataFrame(out, columns=["task", "feature", "group", x, "loss"])
+
+
+def probe_group_baselines(baseline_df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, feature, group): random-init level, the best layer of each (seed, row) by train
+    loss, geometric mean over seeds, then over the group's rows. Columns task, feature, group,
+    loss."""
+    best = _best_layer(baseline_df, ["task", "seed"])
+    per_row = best.groupby(["task", "feature", "row"]).test_loss.apply(_geomean).reset_index()
+    out = []
+    for (task, feature), frame in per_row.groupby(["task", "feature"], sort=False):
+        n_rows = int(baseline_df[(baseline_df.task == task)
+                                 & (baseline_df.feature == feature)].row.max()) + 1
+        for group, rows in _probe_groups(n_rows).items():
+            inside = frame[frame.row.isin(rows)]
+            if len(inside):
+                out.append(dict(task=task, feature=feature, group=group,
+                                loss=_geomean(inside.test_loss)))
+    return pd.DataFrame(out, columns=["task", "feature", "group", "loss"])
+
+
+def _probe_ylabel(df: pd.DataFrame) -> str:
+    kinds = set(df["kind"]) if "kind" in df.columns else set()
+    return "probe test MSE" if kinds == {"regression"} else "probe test log loss"
+
+
+def _draw_feature(ax: Axes, curves: pd.DataFrame, baselines: pd.DataFrame, x: str,
+                  zero_at: float | None = None) -> None:
+    """Group lines (solid) and random-init levels (dotted) of one feature; with zero_at, x = 0
+    (the initialisation) is drawn there as a separate hollow marker."""
+    for group, color in GROUP_COLORS.items():
+        pts = curves[curves.group == group].sort_values(x)
+        if zero_at is not None:
+            init = pts[pts[x] == 0]
+            ax.plot(np.full(len(init), zero_at), init.loss, "o", mfc="none", color=color)
+            pts = pts[pts[x] > 0]
+        if len(pts):
+            ax.plot(pts[x], pts.loss, "o-", color=color, ms=3, label=group)
+        level = baselines[baselines.group == group]
+        if len(level):
+            ax.axhline(float(level.loss.iloc[0]), color=color, ls=":", lw=1.2)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(numticks=8))
+    ax.xaxis.set_minor_locator(NullLocator())
+    _plain_log_y(ax)
+
+
+def _plain_log_y(ax: Axes) -> None:
+    """Log y with 0.2 / 0.5 style labels (narrow, readable over less than a decade)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    ax.yaxis.set_major_formatter(PLAIN)
+    ax.yaxis.set_minor_formatter(PLAIN)
+    ax.tick_params(which="both", labelsize=7)
+
+
+def _verdict_title(feature: str, verdicts: pd.DataFrame | None, task: str) -> str:
+    if verdicts is None or verdicts.empty:
+        return feature
+    mine = verdicts[(verdicts.task == task) & (verdicts.feature == feature)]
+    words = [f"{g}: {v}" for g, v in zip(mine.group, mine.verdict)]
+    return feature + ("\n" + ", ".join(words) if words else "")
+
+
+def _probe_pages(df: pd.DataFrame, baseline_df: pd.DataFrame, x: str):
+    """Yield (task, figure, {feature: axes}) with one panel per feature, three per row."""
+    _check_columns(df, PROBE_NEEDS + [x], "probe table")
+    _check_columns(baseline_df, PROBE_NEEDS + ["seed"], "probe baseline table")
+    if df.empty:
+        raise ValueError("probe table: empty")
+    curves, levels = probe_group_curves(df, x), probe_group_baselines(baseline_df)
+    tasks = list(dict.fromkeys(df.task))
+    for task in [t for t in TASK_TITLES if t in tasks] + [t for t in tasks if t not in TASK_TITLES]:
+        features = list(dict.fromkeys(df[df.task == task].feature))
+        ncols = min(3, len(features))
+        nrows = math.ceil(len(features) / ncols)
+        fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows + 0.6))
+        fig.subplots_adjust(left=0.9 / (4.2 * ncols), right=1 - 0.9 / (4.2 * ncols),
+                            bottom=0.55 / (3.3 * nrows + 0.6), top=1 - 1.1 / (3.3 * nrows + 0.6),
+                            wspace=0.75, hspace=0.6)
+        fig.suptitle(TASK_TITLES.get(task, task))
+        panels = {}
+        for i, feature in enumerate(features):
+            ax = fig.add_subplot(nrows, ncols, i + 1)
+            mine = (curves.task == task) & (curves.feature == feature)
+            base = levels[(levels.task == task) & (levels.feature == feature)]
+            panels[feature] = (ax, curves[mine], base)
+            ax.set_ylabel(_probe_ylabel(df[(df.task == task) & (df.feature == feature)]),
+                          fontsize=8)
+        yield task, fig, panels
+
+
+def _write_pages(pages, pdf_path, title: str) -> Path:
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    subject = "; ".join(f"{task}:{feature}" for task, _, panels in pages for feature in panels)
+    with PdfPages(pdf_path, metadata={"Title": title, "Subject": subject}) as pdf:
+        for _, fig, _ in pages:
+            pdf.savefig(fig)
+    return pdf_path
+
+
+def quiet_loud_figures(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                       verdicts_df: pd.DataFrame | None = None,
+                       frontier_df: pd.DataFrame | None = None,
+                       transitions_df: pd.DataFrame | None = None):
+    """[(task, Figure, {feature: (probe axes, val-loss twin axes or None)})] for plot_quiet_loud."""
+    pages = []
+    for task, fig, panels in _probe_pages(across_df, baseline_df, "budget"):
+        size = across_df[across_df.task == task]["size"].iloc[0] if "size" in across_df else None
+
+        def of_task(table):
+            rows = table[table.task == task]
+            return rows[rows["size"] == size] if size is not None and "size" in rows else rows
+
+        drawn = {}
+        for feature, (ax, curves, base) in panels.items():
+            _draw_feature(ax, curves, base, "budget")
+            ax.set_title(_verdict_title(feature, verdicts_df, task), fontsize=8)
+            ax.set_xlabel("Training FLOPs", fontsize=8)
+            if transitions_df is not None:
+                _check_columns(transitions_df, ["task", "transition_budget"], "transitions")
+                for c in of_task(transitions_df).transition_budget:
+                    if np.isfinite(c):
+                        ax.axvline(c, color="red", ls="--", lw=1, label="transition")
+            twin = None
+            if frontier_df is not None:
+                _check_columns(frontier_df, ["task", "budget", "val_loss"], "frontier")
+                pts = of_task(frontier_df).sort_values("budget")
+                if len(pts):
+                    twin = ax.twinx()
+                    twin.plot(pts.budget, pts.val_loss, "s--", color="gray", ms=3, lw=1)
+                    _plain_log_y(twin)
+                    twin.set_ylabel("compute-optimal val loss", fontsize=7, color="gray")
+                    twin.tick_params(which="both", colors="gray")
+            drawn[feature] = (ax, twin)
+        first = next(iter(drawn.values()))[0]
+        first.legend(fontsize=6, loc="lower left")
+        pages.append((task, fig, drawn))
+    return pages
+
+
+def plot_quiet_loud(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                    verdicts_df: pd.DataFrame | None, frontier_df: pd.DataFrame | None,
+                    transitions_df: pd.DataFrame | None, pdf_path: str | Path) -> Path:
+    """Probe test loss against training FLOPs, one page per task and one panel per feature.
+
+    across_df: probe metrics of the trained models with task and budget columns (size optional);
+    baseline_df: random-init probe metrics with task and seed. Lines: the beginning / middle /
+    end rows (geometric mean of each row's best-layer-by-train-loss test loss); dotted: the
+    random-init level of each group; red dashed: the task's transition; gray (right axis): the
+    compute-optimal val loss; title: the verdicts of qlf.probes.classify_features.
+    """
+    pages = quiet_loud_figures(across_df, baseline_df, verdicts_df, frontier_df, transitions_df)
+    return _write_pages(pages, pdf_path, "Quiet and loud features")
+
+
+def within_run_figures(within_df: pd.DataFrame, baseline_df: pd.DataFrame):
+    """[(task, Figure, {feature: probe axes})] for plot_within_run."""
+    pages = []
+    for task, fig, panels in _probe_pages(within_df, baseline_df, "step"):
+        steps = within_df[within_df.task == task].step.to_numpy(float)
+        if (steps < 0).any():
+            raise ValueError(f"within-run table: {task} has negative steps")
+        positive = steps[steps > 0]
+        zero_at = positive.min() / 2 if len(positive) else 0.5
+        drawn = {}
+        for feature, (ax, curves, base) in panels.items():
+            _draw_feature(ax, curves, base, "step", zero_at=zero_at)
+            ax.set_title(feature, fontsize=8)
+            ax.set_xlabel(f"optimizer step (hollow: step 0 at {zero_at:g})", fontsize=8)
+            drawn[feature] = ax
+        next(iter(drawn.values())).legend(fontsize=6, loc="lower left")
+        pages.append((task, fig, drawn))
+    return pages
+
+
+def plot_within_run(within_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                    pdf_path: str | Path) -> Path:
+    """Probe test loss against the optimizer step of one run, as plot_quiet_loud (log x; the
+    initialisation, step 0, is a hollow marker at half the first saved step).
+
+    within_df: probe metrics of the run's checkpoints with task and step columns; baseline_df:
+    random-init probe metrics with task and seed columns."""
+    return _write_pages(within_run_figures(within_df, baseline_df), pdf_path,
+                        "Features within one run")
+
+
+# -- ablation figure (qlf.ablations summary table) -------------------------------------------------
+
+ABLATION_CONDITIONS = {"baseline": ("no intervention", "0.55"),
+                       "ablated": ("feature ablated", "C3"),
+                       "control": ("random control", "C0")}
+ABLATION_NEEDS = ["task", "feature"] + [f"{c}_acc{s}" for c in ABLATION_CONDITIONS
+                                        for s in ("", "_lo", "_hi")]
+
+
+def ablations_figure(summary_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]:
+    """One panel per task (the paper's order): per feature, bars of greedy exact-match accuracy
+    under no intervention, the feature ablation and the random control (mean over trials), with
+    their bootstrap 95% CIs as whiskers. Returns the figure and task -> axes."""
+    _check_columns(summary_df, ABLATION_NEEDS, "plot_ablations: summary")
+    if summary_df.empty:
+        raise ValueError("plot_ablations: the summary is empty")
+    repeated = summary_df.duplicated(["task", "feature"])
+    if repeated.any():
+        raise ValueError(f"plot_ablations: (task, feature) repeats: "
+                         f"{summary_df.loc[repeated, ['task', 'feature']].values.tolist()}; "
+                         "give one row per pair (filter the budget or size first)")
+    order = _task_order(summary_df, None)
+    ncols = min(MAX_COLUMNS, len(order))
+    nrows = math.ceil(len(order) / ncols)
+    fig = Figure(figsize=(3.4 * ncols, 3.4 * nrows))
+    fig.suptitle("Feature ablations: accuracy (95% bootstrap CI)")
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=1.3 / height,
+                        top=1 - 0.6 / height, hspace=0.9, wspace=0.3)
+    bar = 0.8 / len(ABLATION_CONDITIONS)
+    panels = {}
+    for i, task in enumerate(order):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        rows = summary_df[summary_df.task == task]
+        x = np.arange(len(rows))
+        for j, (cond, (label, color)) in enumerate(ABLATION_CONDITIONS.items()):
+            acc = rows[f"{cond}_acc"].to_numpy(float)
+            lo, hi = (rows[f"{cond}_acc{s}"].to_numpy(float) for s in ("_lo", "_hi"))
+            err = np.nan_to_num(np.stack([acc - lo, hi - acc]).clip(min=0))  # no CI: no whisker
+            ax.bar(x + (j - 1) * bar, acc, bar, yerr=err, color=color, label=label,
+                   error_kw=dict(lw=0.8, capsize=2))
+        ax.set_xticks(x, rows.feature, rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
+        if i % ncols == 0:
+            ax.set_ylabel("exact-match accuracy")
+        panels[task] = ax
+    fig.legend(*panels[order[0]].get_legend_handles_labels(), loc="lower center", ncol=3,
+               fontsize=7, frameon=False)
+    return fig, panels
+
+
+def plot_ablations(summary_df: pd.DataFrame, pdf_path: str | Path) -> Path:
+    """Write ablations_figure (one page) to `pdf_path`; its Subject metadata lists the panels as
+    'task:feature,feature; ...'."""
+    fig, panels = ablations_figure(summary_df)
+    subject = "; ".join(f"{task}:" + ",".join(summary_df[summary_df.task == task].feature)
+                        for task in panels)
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    with PdfPages(pdf_path, metadata={"Title": "Feature ablations", "Subject": subject}) as pdf:
+        pdf.savefig(fig)
+    return pdf_path

@@ -264,3 +264,25 @@ def transitions(frontier_df: pd.DataFrame, threshold: float = 0.5, min_fit_point
         rows.append(_task_transition(task, int(size), budgets, np.maximum(losses, min_loss),
                                      float(threshold), min_fit_points, bool(confirm)))
     return pd.DataFrame(rows, columns=TRANSITION_COLUMNS)
+
+
+# -- the models the probes read ------------------------------------------------------------------
+
+def fixed_shape_series(runs: pd.DataFrame, frontier_df: pd.DataFrame, target_budget: float,
+                       max_budget: float) -> pd.DataFrame:
+    """The probes' "fixed model size, varying compute" series (probes.md §9.1, pipeline.md §9.5).
+
+    The compute-optimal run at `target_budget` fixes the shape (d_model, n_layers); at every
+    budget <= max_budget the run of that shape with the lowest final val_loss (over lr and batch)
+    is taken. Budgets where the shape was pruned from the grid are simply absent. Raises when the
+    frontier has no run at the target budget.
+    """
+    _require(runs, CELL + ["d_model", "n_layers", "val_loss", "run_id"], "runs")
+    at_target = frontier_df[np.isclose(frontier_df.budget, target_budget)]
+    if at_target.empty:
+        raise ValueError(f"no compute-optimal run at budget {format_budget(target_budget)}; the "
+                         f"frontier has {sorted(frontier_df.budget.map(format_budget).unique())}")
+    best = at_target.iloc[0]
+    shape = runs[(runs.d_model == best.d_model) & (runs.n_layers == best.n_layers)
+                 & (runs.budget <= max_budget * (1 + 1e-9))]
+    return frontier(shape).reset_index(drop=True)

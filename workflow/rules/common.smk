@@ -2,7 +2,10 @@
 import functools
 import math
 
+import pandas as pd
 import qlf.compute
+import qlf.scaling
+import qlf.tasks
 from qlf.tasks import TASKS, GraphTask
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -19,6 +22,21 @@ RESOURCES = CONFIG["resources"]
 
 RUN_RECORD = "results/runs/{task}/n{size}/C{exp}/{run_id}.json"
 RUN_CHECKPOINTS = "results/checkpoints/{task}/n{size}/C{exp}/{run_id}"
+MODEL_FINAL = "results/models/{task}/n{size}/C{exp}/{run_id}/weights_final.pt"
+MODEL_STEPS = "results/models/{task}/n{size}/C{exp}/{run_id}/steps"
+
+PROBES = CONFIG["probes"]
+PROBE_TASKS = list(PROBES.get("tasks", {}))
+PROBE_OPTIONS = {k: PROBES[k] for k in ("max_bytes", "batch_size") if k in PROBES}
+for _task, _entry in PROBES.get("tasks", {}).items():
+    if _task not in CONFIG["tasks"]:
+        raise WorkflowError(f"config: probes.tasks.{_task}: not one of the configured tasks "
+                            f"{TASK_NAMES}")
+    for _key in ("target_budget", "max_budget"):
+        if _entry.get(_key, _entry["target_budget"]) not in CONFIG["tasks"][_task]["budgets"]:
+            raise WorkflowError(f"config: probes.tasks.{_task}.{_key}: 1e{_entry.get(_key)} is "
+                                f"not among the task's budgets {CONFIG['tasks'][_task]['budgets']}")
+ABLATIONS = CONFIG["ablations"]
 
 wildcard_constraints:
     task="|".join(TASK_NAMES),
@@ -90,5 +108,47 @@ def train_mem_mb(wildcards):
     return 1500 + math.ceil(16 * (params + activations) / 2**20)
 
 
+def probe_target(task):
+    return PROBES["tasks"][task]["target_budget"]
+
+
+def probe_series(task):
+    """The probed models of a task: the compute-optimal shape at the target budget, best lr and
+    batch at every budget up to the maximum (read from the frontier checkpoint)."""
+    entry = PROBES["tasks"][task]
+    frontier = checkpoints.frontier.get(task=task).output[0]
+    return qlf.scaling.fixed_shape_series(
+        pd.read_csv(f"results/scaling/{task}.csv"), pd.read_csv(frontier),
+        10.0 ** entry["target_budget"], 10.0 ** entry.get("max_budget", entry["target_budget"]))
+
+
+def probe_budgets(task):
+    return [int(exp) for exp in probe_series(task).budget_exp]
+
+
+def probe_model(task, exp, pattern=MODEL_FINAL):
+    """A probed model's weights (MODEL_FINAL) or step weights (MODEL_STEPS) at budget 1e{exp}."""
+    series = probe_series(task)
+    row = series[series.budget_exp == exp]
+    if row.empty:
+        raise WorkflowError(f"probes: {task} has no run of the target shape at budget 1e{exp}")
+    row = row.iloc[0]
+    return pattern.format(task=task, size=row["size"], exp=exp, run_id=row.run_id)
+
+
+def ablation_features(task):
+    """Configured features of a task (default: every feature it declares)."""
+    names = ABLATIONS.get("features", {}).get(task)
+    if names is None:
+        names = [f.name for f in qlf.tasks.get_task(task, CONFIG["tasks"][task]["size"],
+                                                   graphs_dir=GRAPHS_DIR).features]
+    return names
+
+
 def all_targets():
-    return ["results/plots/scaling_law.pdf", "results/scaling/transitions.csv"]
+    targets = ["results/plots/scaling_law.pdf", "results/scaling/transitions.csv"]
+    if PROBE_TASKS:
+        targets += ["results/probes/quiet_loud.csv", "results/plots/quiet_loud_features.pdf",
+                    "results/plots/within_run_probes.pdf", "results/ablations/summary.csv",
+                    "results/plots/ablations.pdf"]
+    return targets

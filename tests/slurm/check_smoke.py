@@ -1,0 +1,176 @@
+"""Check a Snakemake run on the test SLURM cluster: every job ran as a SLURM job that completed,
+and (with --local) the training records equal those of a local run of the same config.
+
+    python tests/slurm/check_smoke.py --workdir W --log W/snakemake.log \
+        --jobcomp STATE_DIR/log/jobcomp.txt [--local LOCAL_WORKDIR]
+
+Evidence that a job ran in SLURM, from three independent places:
+- Snakemake's log: the sbatch job id of each submitted job (or group job) and its SLURM log;
+- each SLURM job's log (kept with --slurm-keep-successful-logs): the outputs the Snakemake
+  process inside the allocation wrote;
+- slurmctld's job completion log: the job's final state, its name (the Snakemake run id).
+Every output that Snakemake's log says a (non-local) job makes must be written inside exactly
+one SLURM job, and every submitted job must have COMPLETED.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+# Deterministic fields of a training record; timings and versions may differ between runs.
+COMPARED = ("val_loss", "test_acc", "train_loss", "train_loss_last", "steps", "examples",
+            "n_params", "val_curve")
+
+RUN_ID = re.compile(r"^SLURM run ID: (\S+)$", re.M)
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.?$", re.M)
+JOB_HEADER = re.compile(r"^\s*(localrule|rule) (\w+):\s*$")
+OUTPUT = re.compile(r"^\s*output: (.+)$")
+
+
+def submitted_jobs(log_text: str) -> tuple[str, dict[str, Path]]:
+    """Snakemake's SLURM run id (every sbatch job's name) and {sbatch job id: SLURM log}."""
+    run_ids = set(RUN_ID.findall(log_text))
+    if len(run_ids) != 1:
+        raise ValueError(f"expected one 'SLURM run ID:' line in the Snakemake log, found "
+                         f"{sorted(run_ids) or 'none'}; was it run with --executor slurm?")
+    jobs = {}
+    for job_id, log in SUBMITTED.findall(log_text):
+        if job_id in jobs:
+            raise ValueError(f"SLURM job id {job_id} reported twice in the Snakemake log")
+        jobs[job_id] = Path(log)
+    return run_ids.pop(), jobs
+
+
+def declared_outputs(log_text: str, local: bool = False) -> list[str]:
+    """The outputs of the jobs a Snakemake log announces ('rule x:' blocks, and 'localrule x:'
+    blocks too when local=True), in order; a job's outputs are comma separated."""
+    outputs, in_job = [], False
+    for line in log_text.splitlines():
+        header = JOB_HEADER.match(line)
+        if header:
+            in_job = local or header.group(1) == "rule"
+            continue
+        found = OUTPUT.match(line)
+        if found and in_job:
+            outputs.extend(path.strip() for path in found.group(1).split(","))
+            in_job = False
+    return outputs
+
+
+def jobcomp_entries(text: str) -> dict[str, dict[str, str]]:
+    """slurmctld's jobcomp/filetxt log: {job id: {field: value}}, one 'Key=value ...' line a job."""
+    entries = {}
+    for line in text.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if "JobId" in fields:
+            entries[fields["JobId"]] = fields
+    return entries
+
+
+def check_slurm_run(workdir: Path, log_text: str, jobcomp_text: str) -> dict[str, str]:
+    """Raise AssertionError unless every job of the run was a completed SLURM job; return
+    {output path: sbatch job id that wrote it}."""
+    run_id, jobs = submitted_jobs(log_text)
+    assert jobs, "the Snakemake log names no sbatch job: nothing ran through SLURM"
+    finished = jobcomp_entries(jobcomp_text)
+    written_by = {}
+    for job_id, slurm_log in jobs.items():
+        entry = finished.get(job_id)
+        assert entry is not None, f"SLURM job {job_id} is not in the job completion log"
+        assert entry["Name"] == run_id, (
+            f"SLURM job {job_id} is named {entry['Name']}, not this run's {run_id}")
+        assert entry["JobState"] == "COMPLETED", (
+            f"SLURM job {job_id} ended {entry['JobState']} (exit {entry.get('ExitCode')}); "
+            f"its log: {slurm_log}")
+        assert slurm_log.is_file(), (
+            f"SLURM log {slurm_log} of job {job_id} is missing (run with "
+            f"--slurm-keep-successful-logs)")
+        # The log holds two Snakemake processes' lines: the job step and, under srun, the
+        # job itself ('localrule'); each names the outputs.
+        for path in set(declared_outputs(slurm_log.read_text(), local=True)):
+            assert path not in written_by, (
+                f"{path} was written by SLURM jobs {written_by[path]} and {job_id}")
+            written_by[path] = job_id
+    expected = declared_outputs(log_text)
+    assert expected, "the Snakemake log announces no job outputs"
+    missing = sorted(set(expected) - set(written_by))
+    assert not missing, (f"{len(missing)} outputs were not written inside a SLURM job, e.g. "
+                         f"{missing[:3]}")
+    absent = sorted(p for p in expected if not (workdir / p).exists())
+    assert not absent, f"{len(absent)} outputs do not exist, e.g. {absent[:3]}"
+    return written_by
+
+
+def record_paths(workdir: Path) -> set[str]:
+    return {str(p.relative_to(workdir)) for p in (workdir / "results/runs").rglob("*.json")}
+
+
+def compare_records(local: Path, slurm: Path, written_by: dict[str, str]) -> int:
+    """Raise AssertionError unless both runs wrote the same records with equal deterministic
+    fields. A SLURM record that carries slurm_job_id (top level or in its summary) must name the
+    job that wrote it (written_by, from check_slurm_run). Return the number of records."""
+    local_paths, slurm_paths = record_paths(local), record_paths(slurm)
+    assert local_paths, f"no training records under {local}/results/runs"
+    assert local_paths == slurm_paths, (
+        f"record sets differ: only local {sorted(local_paths - slurm_paths)[:3]}, "
+        f"only SLURM {sorted(slurm_paths - local_paths)[:3]}")
+    for path in sorted(local_paths):
+        ours = json.loads((slurm / path).read_text())
+        theirs = json.loads((local / path).read_text())
+        assert ours["spec"] == theirs["spec"], f"{path}: specs differ"
+        for key in COMPARED:
+            if key in theirs["summary"] or key in ours["summary"]:
+                assert ours["summary"].get(key) == theirs["summary"].get(key), (
+                    f"{path}: {key} is {ours['summary'].get(key)!r} through SLURM, "
+                    f"{theirs['summary'].get(key)!r} locally")
+        for where in (ours, ours["summary"]):
+            if "slurm_job_id" in where:
+                assert str(where["slurm_job_id"]) == written_by.get(path), (
+                    f"{path}: slurm_job_id {where['slurm_job_id']!r}, but SLURM job "
+                    f"{written_by.get(path)} wrote it")
+    return len(local_paths)
+
+
+def job_kinds(log_text: str) -> Counter:
+    """How many sbatch jobs per SLURM log folder (rule_<name> or group_<group>_<rules>)."""
+    _, jobs = submitted_jobs(log_text)
+    return Counter(log.parent.name if log.parent.name.startswith(("rule_", "group_"))
+                   else log.parent.parent.name for log in jobs.values())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="the SLURM run's workdir")
+    parser.add_argument("--log", type=Path, required=True, help="its Snakemake log")
+    parser.add_argument("--jobcomp", type=Path, required=True,
+                        help="the cluster's job completion log (STATE_DIR/log/jobcomp.txt)")
+    parser.add_argument("--local", type=Path, help="a local run of the same config to compare")
+    args = parser.parse_args(argv)
+    for path in (args.workdir, args.log, args.jobcomp, args.local):
+        if path is not None and not path.exists():
+            parser.error(f"{path} does not exist")
+    log_text = args.log.read_text()
+    try:
+        written_by = check_slurm_run(args.workdir, log_text, args.jobcomp.read_text())
+        n_records = (compare_records(args.local, args.workdir, written_by)
+                     if args.local else None)
+    except AssertionError as err:
+        print(f"check_smoke: FAILED: {err}", file=sys.stderr)
+        return 1
+    _, jobs = submitted_jobs(log_text)
+    kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(job_kinds(log_text).items()))
+    print(f"check_smoke: {len(written_by)} outputs written by {len(jobs)} completed SLURM jobs "
+          f"({kinds})")
+    print(f"check_smoke: sbatch job ids {' '.join(sorted(jobs, key=int))}")
+    if n_records is not None:
+        print(f"check_smoke: {n_records} training records equal the local run's "
+              f"({', '.join(COMPARED)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

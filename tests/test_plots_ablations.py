@@ -1,0 +1,71 @@
+"""qlf.plots.plot_ablations: one page, a panel per task, three bars per feature with CI whiskers,
+drawn from the summary table that qlf.ablations writes."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.container import ErrorbarContainer
+
+from qlf.ablations import Evaluation, summarise, summary_table
+from qlf.plots import ablations_figure, plot_ablations
+
+
+def synthetic_result(task, feature, base_p, ablated_p, control_p, seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    ev = lambda p: Evaluation(rng.random(n), rng.random(n) < p)
+    result = summarise(ev(base_p), ev(ablated_p), [ev(control_p) for _ in range(4)],
+                       n_boot=200, seed=seed)
+    return {"task": task, "size": 4, "feature": feature, "targets": [{"row": 0, "layer": 1}],
+            **result}
+
+
+@pytest.fixture
+def summary():
+    results = [synthetic_result("addition", "carry", 0.95, 0.25, 0.9, 0),
+               synthetic_result("addition", "retrieve_first_op", 0.95, 0.9, 0.93, 1),
+               synthetic_result("graph_breadth_first_search", "queue", 0.8, 0.4, 0.78, 2),
+               synthetic_result("graph_breadth_first_search", "adjacency_list", 0.8, 0.7, 0.8, 3)]
+    return summary_table(results)
+
+
+def test_bars_and_whiskers_show_the_table(summary):
+    fig, panels = ablations_figure(summary)
+    assert list(panels) == ["addition", "graph_breadth_first_search"]  # the paper's order
+    for task, ax in panels.items():
+        rows = summary[summary.task == task]
+        heights = [p.get_height() for p in ax.patches]
+        expected = [v for cond in ("baseline", "ablated", "control")
+                    for v in rows[f"{cond}_acc"]]
+        np.testing.assert_allclose(heights, expected)
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(rows.feature)
+        # each bar's whisker spans its CI
+        spans = sorted(tuple(np.round(seg[:, 1], 9)) for c in ax.containers
+                       if isinstance(c, ErrorbarContainer) for seg in c.lines[2][0].get_segments())
+        cis = sorted(tuple(np.round((rows[f"{cond}_acc_lo"].iloc[i],
+                                     rows[f"{cond}_acc_hi"].iloc[i]), 9))
+                     for cond in ("baseline", "ablated", "control") for i in range(len(rows)))
+        assert spans == cis
+
+
+def test_pdf_through_csv(tmp_path, summary):
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    out = plot_ablations(pd.read_csv(tmp_path / "summary.csv"), tmp_path / "plots" / "abl.pdf")
+    data = out.read_bytes()
+    assert out == tmp_path / "plots" / "abl.pdf" and data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == 1
+    subject = re.search(rb"/Subject \(([^)]*)\)", data).group(1).decode()
+    assert subject == ("addition:carry,retrieve_first_op; "
+                       "graph_breadth_first_search:queue,adjacency_list")
+
+
+def test_missing_ci_and_bad_input(tmp_path, summary):
+    summary.loc[0, ["drop_rel_lo", "baseline_acc_lo", "baseline_acc_hi"]] = np.nan
+    ablations_figure(summary)  # a missing CI draws no whisker
+    with pytest.raises(ValueError, match="missing columns"):
+        plot_ablations(summary.drop(columns="control_acc_hi"), tmp_path / "x.pdf")
+    with pytest.raises(ValueError, match="repeats"):
+        plot_ablations(pd.concat([summary, summary.iloc[:1]]), tmp_path / "x.pdf")
+    with pytest.raises(ValueError, match="empty"):
+        plot_ablations(summary.iloc[:0], tmp_path / "x.pdf")

@@ -1,0 +1,57 @@
+# Ablations: at the target budget's compute-optimal model, project the residual stream onto each
+# probed feature's decision boundary (best layer per position) and compare accuracy and loss with
+# seeded random-direction controls of matched displacement.
+
+
+rule ablate_feature:
+    input:
+        weights=lambda wildcards: probe_model(wildcards.task, probe_target(wildcards.task)),
+        probes=lambda wildcards: f"results/probes/{wildcards.task}/budgets/"
+        f"C{probe_target(wildcards.task)}",
+        graphs=train_inputs,
+    output:
+        "results/ablations/{task}/{feature}.json",
+    params:
+        graphs_dir=GRAPHS_DIR,
+        top_k=ABLATIONS.get("top_k", 1),
+        n_random=ABLATIONS.get("n_random", 32),
+        n_boot=ABLATIONS.get("n_boot", 1000),
+        seed=CONFIG["seed"],
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    log:
+        "logs/ablations/{task}/{feature}.log",
+    benchmark:
+        "benchmarks/ablations/{task}/{feature}.tsv"
+    conda:
+        "../../envs/qlf.yaml"
+    script:
+        "../scripts/ablate_feature.py"
+
+
+rule ablation_summary:
+    input:
+        [
+            f"results/ablations/{task}/{feature}.json"
+            for task in PROBE_TASKS
+            for feature in ablation_features(task)
+        ],
+    output:
+        table="results/ablations/summary.csv",
+        pdf=report(
+            "results/plots/ablations.pdf",
+            caption="../report/ablations.rst",
+            category="Ablations",
+        ),
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    log:
+        "logs/ablations/summary.log",
+    benchmark:
+        "benchmarks/ablations/summary.tsv"
+    conda:
+        "../../envs/qlf.yaml"
+    script:
+        "../scripts/ablation_summary.py"

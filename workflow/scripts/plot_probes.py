@@ -1,0 +1,17 @@
+"""Snakemake script: the quiet/loud figure (against FLOPs) and the within-run figure (steps)."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from qlf.plots import plot_quiet_loud, plot_within_run
+from qlf.probes import load_probe_dirs
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+read = lambda paths: pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+baseline = pd.concat([load_probe_dirs(sorted(Path(d).glob("seed*")), key="seed")[0]
+                      for d in snakemake.input.random], ignore_index=True)
+plot_quiet_loud(read(snakemake.input.across), baseline, pd.read_csv(snakemake.input.verdicts),
+                read(snakemake.input.frontiers), pd.read_csv(snakemake.input.transitions),
+                snakemake.output.quiet_loud)
+plot_within_run(read(snakemake.input.within), baseline, snakemake.output.within)
