@@ -199,6 +199,7 @@ _RULES: dict[str, tuple] = {
     "n_probe_train": (_as_int, lambda v: v >= 0, "an integer >= 0"),
     "n_probe_test": (_as_int, lambda v: v >= 0, "an integer >= 0"),
     "val_points": (_as_int, lambda v: v >= 1, "an integer >= 1"),
+    "val_curve_examples": (_as_int, lambda v: v >= 1, "an integer >= 1"),
     "min_steps": (_as_int, lambda v: v >= 1, "an integer >= 1"),
     "max_steps_cap": (_as_int, lambda v: v >= 1, "an integer >= 1"),
 }
@@ -268,6 +269,7 @@ class RunSpec:
     n_probe_train: int = 10000
     n_probe_test: int = 1000
     val_points: int = 20
+    val_curve_examples: int = 256  # val examples of the curve's points before the last
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -372,8 +374,8 @@ def make_spec(task: str, size: int, budget: float, d_model: int, n_layers: int, 
 # -- config ----------------------------------------------------------------------------------------
 
 TRAINING_KEYS = ("warmup_ratio", "warmup_start", "min_lr_ratio", "weight_decay", "beta1",
-                 "beta2", "grad_clip", "precision", "norm_eps", "val_points", "min_steps",
-                 "max_steps_cap")
+                 "beta2", "grad_clip", "precision", "norm_eps", "val_points",
+                 "val_curve_examples", "min_steps", "max_steps_cap")
 # Config sections that the Snakemake stages read (resources, options of the scaling fit and the
 # plots, probes, ablations); qlf.compute only passes them through.
 PIPELINE_SECTIONS = ("resources", "scaling", "plots", "probes", "ablations")
@@ -387,7 +389,8 @@ DEFAULTS: dict = {
     "data": {"n_val": 1000, "n_test": 1000, "n_probe_train": 10000, "n_probe_test": 1000},
     "training": {"warmup_ratio": 0.1, "warmup_start": 0.01, "min_lr_ratio": 0.1,
                  "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0,
-                 "precision": "32", "norm_eps": 1e-5, "val_points": 20, "min_steps": 1,
+                 "precision": "32", "norm_eps": 1e-5, "val_points": 20,
+                 "val_curve_examples": 256, "min_steps": 1,
                  "max_steps_cap": 100_000},
     "grid": {"d_model": [8, 16, 32, 64, 128, 256, 512], "n_layers": [4, 16], "n_heads": 4,
              "lr": [1e-1, 1e-2, 1e-3, 1e-4], "batch_size": [8, 64],

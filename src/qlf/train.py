@@ -3,7 +3,8 @@
     spec -> task, Stream(task, seed, Layout)  (val, test and a never-repeating training stream)
          -> Transformer (torch.manual_seed(model_seed), PyTorch default init)
          -> exactly spec.steps AdamW steps, one pass, warmup + cosine lr (lr_at), clip 1.0
-         -> val loss at ~val_points log-spaced steps and at the end (the scaling-law number)
+         -> val loss at ~val_points log-spaced steps on the first val_curve_examples of the
+            val split, and at the end on all of it (the scaling-law number)
          -> greedy exact-match accuracy on the test split (KV-cached, batched decoding)
          -> {"spec": ..., "summary": ...} written atomically to out_json
 
@@ -304,9 +305,11 @@ def train_run(spec: RunSpec, out_json, run_dir=None, graphs_dir=None, save_steps
                 step += 1
                 if step % CHECK_EVERY == 0 or step in val_at or step == spec.steps:
                     _check_finite(loss_sum, step)
-            if step in val_at:
+            if step in val_at:  # the curve on a subset; the final point on the whole split
+                k = len(val_ids) if step == spec.steps else spec.val_curve_examples
                 with watch("eval_s"), fabric.autocast():
-                    state["val_curve"].append([step, evaluate_loss(net, val_ids, val_mask)])
+                    state["val_curve"].append([step, evaluate_loss(net, val_ids[:k],
+                                                                   val_mask[:k])])
             if run_dir is not None:
                 with watch("io_s"):
                     if step in save_steps:
