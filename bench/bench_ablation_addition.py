@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,23 +40,13 @@ from sklearn.metrics import log_loss
 from qlf.ablations import ablate_selected, evaluate, resid_post
 from qlf.data import Layout, Stream
 from qlf.model import ModelConfig, Transformer, capture, masked_loss
+from qlf.probes import FittedProbe
 from qlf.tasks import get_task
 
 FEATURES = ("carry", "retrieve_first_op")
 SMALL_SPACE = 5000
 
 
-@dataclass
-class Probe:  # the fields of qlf.probes.FittedProbe that the ablation reads
-    feature: str
-    kind: str
-    layer: int
-    row: int
-    W: np.ndarray
-    b: np.ndarray
-    columns: None
-    train_loss: float
-    test_loss: float
 
 
 def datasets(task, args):
@@ -112,8 +101,8 @@ def fit_probes(model, probe_train, feature, n_layers):
                 clf = LogisticRegression(C=100, max_iter=1000).fit(X, y)
             loss = log_loss(y, clf.predict_proba(X), labels=[0, 1])
             if best is None or loss < best.train_loss:
-                best = Probe(feature, "binary", layer, row, clf.coef_.astype(np.float32),
-                             clf.intercept_.astype(np.float32), None, float(loss), float("nan"))
+                best = FittedProbe(feature, "binary", layer, row, clf.coef_.astype(np.float32),
+                                   clf.intercept_.astype(np.float32), None, float(loss), float("nan"))
         selected[row] = [best]
     return selected
 

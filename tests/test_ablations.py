@@ -3,7 +3,6 @@ bootstrap statistics and the result/summary formats. Tiny random models; the end
 trained model is bench/bench_ablation_addition.py."""
 import json
 import math
-from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -15,23 +14,15 @@ from qlf.ablations import (Evaluation, FeatureAblation, Intervention, Projector,
                            _combined, ablate_selected, bootstrap_counts, displacement_norms,
                            evaluate, project, resid_post, summarise, summary_table)
 from qlf.model import ModelConfig, Transformer, exact_match, greedy_decode
+from qlf.probes import FittedProbe
 from qlf.tasks import Examples, FeatureLabels, get_task
 
 BITS = 4
 
 
-@dataclass
-class Probe:
-    """The fields of qlf.probes.FittedProbe that the ablation reads."""
-    feature: str
-    kind: str
-    layer: int
-    row: int
-    W: np.ndarray
-    b: np.ndarray
-    columns: np.ndarray | None = None
-    train_loss: float = 0.1
-    test_loss: float = 0.2
+def Probe(feature, kind, layer, row, W, b):
+    """A FittedProbe with placeholder metadata (the ablation reads only W, b, layer, row)."""
+    return FittedProbe(feature, kind, layer, row, W, b, None, 0.1, 0.2)
 
 
 class Capture(Intervention):
@@ -475,7 +466,6 @@ def test_ablate_selected_result_and_summary_table(addition, model, tmp_path):
 
 def test_ablate_feature_picks_the_best_layers(addition, model):
     from qlf.ablations import ablate_feature
-    from qlf.probes import FittedProbe
     task, ex, _, _ = addition
     ex = Examples(ex.ids[:12], ex.loss_mask[:12], ex.keys[:12],
                   {k: FeatureLabels(v.positions[:12], v.labels[:12], v.kind)

@@ -131,10 +131,17 @@ def record_paths(workdir: Path) -> set[str]:
     return {str(p.relative_to(workdir)) for p in (workdir / "results/runs").rglob("*.json")}
 
 
-def compare_records(local: Path, slurm: Path, written_by: dict[str, str]) -> int:
+def slurm_job_ids(written_by: dict[str, str], jobcomp_text: str) -> dict[str, str]:
+    """{output: SLURM_JOB_ID inside the job that wrote it}: an array task's own job id, not
+    the executor's ARRAYID_TASK."""
+    finished = jobcomp_entries(jobcomp_text)
+    return {path: finished[job_id]["JobId"] for path, job_id in written_by.items()}
+
+
+def compare_records(local: Path, slurm: Path, job_of: dict[str, str]) -> int:
     """Raise AssertionError unless both runs wrote the same records with equal deterministic
-    fields. A SLURM record that carries slurm_job_id (top level or in its summary) must name the
-    job that wrote it (written_by, from check_slurm_run). Return the number of records."""
+    fields, and each SLURM record's host.slurm_job_id (qlf.train reads SLURM_JOB_ID) is the job
+    that wrote it (job_of, from slurm_job_ids). Return the number of records."""
     local_paths, slurm_paths = record_paths(local), record_paths(slurm)
     assert local_paths, f"no training records under {local}/results/runs"
     assert local_paths == slurm_paths, (
@@ -149,11 +156,10 @@ def compare_records(local: Path, slurm: Path, written_by: dict[str, str]) -> int
                 assert ours["summary"].get(key) == theirs["summary"].get(key), (
                     f"{path}: {key} is {ours['summary'].get(key)!r} through SLURM, "
                     f"{theirs['summary'].get(key)!r} locally")
-        for where in (ours, ours["summary"]):
-            if "slurm_job_id" in where:
-                assert str(where["slurm_job_id"]) == written_by.get(path), (
-                    f"{path}: slurm_job_id {where['slurm_job_id']!r}, but SLURM job "
-                    f"{written_by.get(path)} wrote it")
+        recorded = (ours["summary"].get("host") or {}).get("slurm_job_id")
+        assert recorded is not None and str(recorded) == job_of.get(path), (
+            f"{path}: host.slurm_job_id is {recorded!r}, but SLURM job {job_of.get(path)} "
+            f"wrote it")
     return len(local_paths)
 
 
@@ -181,8 +187,10 @@ def main(argv=None) -> int:
     workdir = args.workdir.resolve()
     log_text = args.log.read_text()
     try:
-        written_by = check_slurm_run(workdir, log_text, args.jobcomp.read_text())
-        n_records = compare_records(args.local, workdir, written_by) if args.local else None
+        jobcomp_text = args.jobcomp.read_text()
+        written_by = check_slurm_run(workdir, log_text, jobcomp_text)
+        n_records = (compare_records(args.local, workdir, slurm_job_ids(written_by, jobcomp_text))
+                     if args.local else None)
     except AssertionError as err:
         print(f"check_smoke: FAILED: {err}", file=sys.stderr)
         return 1
@@ -194,7 +202,7 @@ def main(argv=None) -> int:
     print(f"check_smoke: SLURM job ids {' '.join(order)}")
     if n_records is not None:
         print(f"check_smoke: {n_records} training records equal the local run's "
-              f"({', '.join(COMPARED)})")
+              f"({', '.join(COMPARED)}) and name the SLURM job that wrote them")
     return 0
 
 

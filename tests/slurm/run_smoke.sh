@@ -28,8 +28,13 @@ TIMINGS=()
 phase() {
   local name="$1" start=$SECONDS; shift
   echo "=== $name"
-  "$@"
-  TIMINGS+=("$(printf '%-14s %5d s' "$name" $((SECONDS - start)))")
+  local status=0
+  "$@" || status=$?
+  local line
+  line="$(printf '%-14s %5d s' "$name" $((SECONDS - start)))"
+  [ $status -eq 0 ] || line+="  FAILED"
+  TIMINGS+=("$line")
+  return $status
 }
 
 finish() {
@@ -47,6 +52,8 @@ finish() {
   exit $status
 }
 trap finish EXIT
+trap 'exit 130' INT   # a signal ends the script through finish, which stops the daemons
+trap 'exit 143' TERM
 
 copy_workflow() {
   mkdir -p "$1"
