@@ -119,8 +119,9 @@ def test_changing_a_plot_option_reruns_only_the_plot(smoke, tmp_path):
 def test_forcing_one_record_reruns_one_run(smoke):
     work, _ = smoke
     record = next((work / "results/runs/addition").rglob("*.json")).relative_to(work)
-    out = snakemake(work, "-n", "--configfile", "config/smoke.yaml", str(record),
-                    "--force").stdout
+    # the target goes before --configfile, which would take it as a second config file
+    out = snakemake(work, "-n", str(record), "--force", "--configfile",
+                    "config/smoke.yaml").stdout
     assert job_counts(out) == {"train": 1}
 
 
