@@ -117,6 +117,26 @@ def test_panel_content_baseline_fit_and_transition():
     assert not any(line.get_label().startswith("power law") for line in loss_ax.get_lines())
 
 
+def test_transition_label_inside_the_panel_at_the_last_budget():
+    # the default config's addition grid ends at its transition (1e13): the label must not be
+    # drawn right of the last point, where the axes clip it
+    front = synthetic_frontier(["addition"])
+    front = front[front.budget <= 1e12]
+    trans = transitions(front).assign(transition_budget=1e12)
+    fig, panels = scaling_law_figure(front, trans)
+    loss_ax = panels["addition"][0]
+    fig.canvas.draw()
+    label = next(t for t in loss_ax.texts if "transition" in t.get_text())
+    box = label.get_window_extent()
+    panel = loss_ax.get_window_extent()
+    assert panel.x0 <= box.x0 and box.x1 <= panel.x1
+    # in the middle of the range the label stays right of its line
+    full = synthetic_frontier(["addition"])
+    fig, panels = scaling_law_figure(full, transitions(full))
+    label = next(t for t in panels["addition"][0].texts if "transition" in t.get_text())
+    assert label.get_ha() == "left"
+
+
 def test_task_selection_and_bad_input(tmp_path):
     front = synthetic_frontier(["addition", "multiplication", "graph_path"])
     fig, panels = scaling_law_figure(front, None, tasks=["graph_path", "addition"])

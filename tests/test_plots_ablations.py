@@ -49,6 +49,18 @@ def test_bars_and_whiskers_show_the_table(summary):
         assert spans == cis
 
 
+@pytest.mark.parametrize("tasks", [["addition"], ["addition", "graph_breadth_first_search"]])
+def test_title_and_legend_fit_the_page(summary, tasks):
+    # the default config ablates one task: its one-panel page must still show the whole title
+    # and legend
+    fig, _ = ablations_figure(summary[summary.task.isin(tasks)])
+    fig.canvas.draw()
+    page = fig.bbox
+    for artist in (fig._suptitle, fig.legends[0]):
+        box = artist.get_window_extent()
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
 def test_pdf_through_csv(tmp_path, summary):
     summary.to_csv(tmp_path / "summary.csv", index=False)
     out = plot_ablations(pd.read_csv(tmp_path / "summary.csv"), tmp_path / "plots" / "abl.pdf")

@@ -401,7 +401,8 @@ def test_quiet_loud_neither():
     assert list(out.columns) == ["task", "feature", "group", "verdict", "onset_budget",
                                  "transition_budget", "effect", "ci_low", "ci_high",
                                  "pre_budget", "effect_pre_transition", "pre_ci_low",
-                                 "pre_ci_high", "n_boot"]
+                                 "pre_ci_high", "init_spread", "onset_beyond_init_spread",
+                                 "n_boot"]
     verdict = {(r.feature, r.group): r.verdict for r in out.itertuples()}
     for group in ("beginning", "middle", "end"):
         assert verdict["early", group] == "quiet"
@@ -415,6 +416,27 @@ def test_quiet_loud_neither():
     none = classify_features(m, pe, base, transition_budget=None, n_boot=200)
     assert none.verdict.eq("no transition").all()
     assert none[none.feature == "late"].onset_budget.eq(1e12).all()
+
+
+def test_init_spread_is_reported_next_to_the_verdict():
+    m, pe, base = synthetic_curves({"early": 1e10})
+    out = classify_features(m, pe, base, transition_budget=1e12, n_boot=200)
+    # two seeds drawn alike: a tiny spread, so the robust onset is the onset
+    assert (out.init_spread < 0.02).all()
+    assert out.onset_beyond_init_spread.eq(out.onset_budget).all()
+    # seed 1 another 0.5 nats worse: the seeds' mean is 0.25 above an untrained model, which the
+    # example bootstrap calls significant from the first budget; the spread (0.5) is only
+    # exceeded once the model has learnt the feature (0.3 below 0.7, i.e. 0.55 below the mean)
+    worse = base.assign(loss=base.loss + 0.5 * (base.seed == 1))
+    out = classify_features(m, pe, worse, transition_budget=1e12, n_boot=200)
+    assert out.onset_budget.eq(BUDGETS[0]).all() and out.verdict.eq("quiet").all()
+    assert out.init_spread.to_numpy() == pytest.approx(0.5, abs=0.02)
+    assert out.onset_beyond_init_spread.eq(1e10).all()
+    effects = group_effects(m, pe, worse, n_boot=200)
+    assert (effects.beyond_init_spread == (effects.ci_low > effects.init_spread)).all()
+    # one seed: no spread to measure
+    one = classify_features(m, pe, base[base.seed == 0], transition_budget=1e12, n_boot=200)
+    assert one.init_spread.eq(0).all()
 
 
 def test_effects_are_exact_means_and_bootstrap_is_reproducible():

@@ -40,6 +40,8 @@ one seeded set of resamples shared by every statistic, so differences are paired
 from __future__ import annotations
 
 import math
+import sys
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -463,8 +465,15 @@ def ablate_selected(model: Transformer, task: Task, examples: Examples, feature:
     shifts = displacement_norms(model, examples, ablation, batch_size)
     base = evaluate(model, examples, None, batch_size)
     ablated = evaluate(model, examples, ablation, batch_size)
-    controls = [evaluate(model, examples, RandomControl(ablation, seed, t), batch_size)
-                for t in range(n_random)]
+    print(f"[qlf ablations] {task.name} {feature}: accuracy {np.mean(base.correct):.3f} -> "
+          f"{np.mean(ablated.correct):.3f} ablated", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    controls = []
+    for t in range(n_random):
+        controls.append(evaluate(model, examples, RandomControl(ablation, seed, t), batch_size))
+        if t == 0 or t + 1 == n_random or (t + 1) % 8 == 0:
+            print(f"[qlf ablations] {task.name} {feature}: random control {t + 1}/{n_random} "
+                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     result = {
         "task": task.name, "size": int(task.size), "feature": feature, "kind": spec.kind,
         "k": max(len(v) for v in selected.values()), "n_examples": len(examples),

@@ -88,9 +88,11 @@ def _draw_task(loss_ax: Axes, acc_ax: Axes, task: str, points: pd.DataFrame,
             c = fit.transition_budget
             for ax in (loss_ax, acc_ax):
                 ax.axvline(c, color="black", ls="-.", lw=1)
+            at_edge = c >= pts.budget.max()  # a label right of the last budget would be clipped
             loss_ax.annotate(f"transition\n{format_budget(c)}", xy=(c, 0.95),
-                             xycoords=("data", "axes fraction"), xytext=(3, 0),
-                             textcoords="offset points", ha="left", va="top", fontsize=7)
+                             xycoords=("data", "axes fraction"), xytext=(-3 if at_edge else 3, 0),
+                             textcoords="offset points", ha="right" if at_edge else "left",
+                             va="top", fontsize=7)
     loss_ax.set_xscale("log")
     loss_ax.set_yscale("log")
     # decade ticks on x (minor log ticks on every axis make drawing several times slower);
@@ -211,15 +213,20 @@ def _best_layer(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return fitted.groupby(by, sort=True).head(1)
 
 
-def _geomean(values) -> float:
-    values = np.maximum(np.asarray(values, float), MIN_LOSS)
-    return float(np.exp(np.log(values).mean())) if len(values) else math.nan
+def _mean_loss(values) -> float:
+    """Arithmetic mean, floored at MIN_LOSS for the log axis."""
+    values = np.asarray(values, float)
+    return max(float(values.mean()), MIN_LOSS) if len(values) else math.nan
 
 
 def probe_group_curves(df: pd.DataFrame, x: str) -> pd.DataFrame:
-    """Per (task, feature, group, x): the geometric mean over the group's rows of the test loss
-    at each row's best layer by train loss (the paper's figure). Columns task, feature, group,
-    x, loss."""
+    """Per (task, feature, group, x): the mean over the group's rows of the test loss at each
+    row's best layer by train loss. Columns task, feature, group, x, loss.
+
+    The arithmetic mean is the statistic qlf.probes.classify_features tests (when every example
+    has every row), so a panel and its verdict agree; the paper's figure takes the geometric
+    mean, where one near-zero row (addition's retrieve_first_op row 0: 0.01 vs 0.04 nats)
+    outweighs the rest."""
     best = _best_layer(df, ["task", x])
     out = []
     for (task, feature), frame in best.groupby(["task", "feature"], sort=False):
@@ -228,26 +235,26 @@ def probe_group_curves(df: pd.DataFrame, x: str) -> pd.DataFrame:
             inside = frame[frame.row.isin(rows)]
             for value, pts in inside.groupby(x, sort=True):
                 out.append({"task": task, "feature": feature, "group": group, x: value,
-                            "loss": _geomean(pts.test_loss)})
+                            "loss": _mean_loss(pts.test_loss)})
     return pd.DataFrame(out, columns=["task", "feature", "group", x, "loss"])
 
 
 def probe_group_baselines(baseline_df: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, feature, group): random-init level, the best layer of each (seed, row) by train
-    loss, geometric mean over seeds, then over the group's rows. Columns task, feature, group,
-    loss."""
+    """Per (task, feature, group): the random-init level. Per seed, the mean over the group's
+    rows of each row's best-layer (by train loss) test loss; loss = the mean over seeds, lo / hi
+    = the lowest / highest seed. Columns task, feature, group, loss, lo, hi."""
     best = _best_layer(baseline_df, ["task", "seed"])
-    per_row = best.groupby(["task", "feature", "row"]).test_loss.apply(_geomean).reset_index()
     out = []
-    for (task, feature), frame in per_row.groupby(["task", "feature"], sort=False):
+    for (task, feature), frame in best.groupby(["task", "feature"], sort=False):
         n_rows = int(baseline_df[(baseline_df.task == task)
                                  & (baseline_df.feature == feature)].row.max()) + 1
         for group, rows in _probe_groups(n_rows).items():
             inside = frame[frame.row.isin(rows)]
             if len(inside):
+                per_seed = inside.groupby("seed").test_loss.apply(_mean_loss)
                 out.append(dict(task=task, feature=feature, group=group,
-                                loss=_geomean(inside.test_loss)))
-    return pd.DataFrame(out, columns=["task", "feature", "group", "loss"])
+                                loss=_mean_loss(per_seed), lo=per_seed.min(), hi=per_seed.max()))
+    return pd.DataFrame(out, columns=["task", "feature", "group", "loss", "lo", "hi"])
 
 
 def _probe_ylabel(df: pd.DataFrame) -> str:
@@ -257,8 +264,9 @@ def _probe_ylabel(df: pd.DataFrame) -> str:
 
 def _draw_feature(ax: Axes, curves: pd.DataFrame, baselines: pd.DataFrame, x: str,
                   zero_at: float | None = None) -> None:
-    """Group lines (solid) and random-init levels (dotted) of one feature; with zero_at, x = 0
-    (the initialisation) is drawn there as a separate hollow marker."""
+    """Group lines (solid) and random-init levels (dotted: the seeds' mean; shaded: from the
+    lowest to the highest seed) of one feature; with zero_at, x = 0 (the initialisation) is drawn
+    there as a separate hollow marker."""
     for group, color in GROUP_COLORS.items():
         pts = curves[curves.group == group].sort_values(x)
         if zero_at is not None:
@@ -269,7 +277,9 @@ def _draw_feature(ax: Axes, curves: pd.DataFrame, baselines: pd.DataFrame, x: st
             ax.plot(pts[x], pts.loss, "o-", color=color, ms=3, label=group)
         level = baselines[baselines.group == group]
         if len(level):
-            ax.axhline(float(level.loss.iloc[0]), color=color, ls=":", lw=1.2)
+            level = level.iloc[0]
+            ax.axhline(float(level.loss), color=color, ls=":", lw=1.2)
+            ax.axhspan(float(level.lo), float(level.hi), color=color, alpha=0.12, lw=0)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(numticks=8))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -378,8 +388,8 @@ def plot_quiet_loud(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
 
     across_df: probe metrics of the trained models with task and budget columns (size optional);
     baseline_df: random-init probe metrics with task and seed. Lines: the beginning / middle /
-    end rows (geometric mean of each row's best-layer-by-train-loss test loss); dotted: the
-    random-init level of each group; red dashed: the task's transition; gray (right axis): the
+    end rows (mean of each row's best-layer-by-train-loss test loss); dotted: the random-init
+    level of each group (shaded: the range over seeds); red dashed: the task's transition; gray (right axis): the
     compute-optimal val loss; title: the verdicts of qlf.probes.classify_features.
     """
     pages = quiet_loud_figures(across_df, baseline_df, verdicts_df, frontier_df, transitions_df)
@@ -441,7 +451,8 @@ def ablations_figure(summary_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]
     order = _task_order(summary_df, None)
     ncols = min(MAX_COLUMNS, len(order))
     nrows = math.ceil(len(order) / ncols)
-    fig = Figure(figsize=(3.4 * ncols, 3.4 * nrows))
+    # at least 6 inches wide: the title and the legend do not fit one 3.4-inch panel
+    fig = Figure(figsize=(max(3.4 * ncols, 6.0), 3.4 * nrows))
     fig.suptitle("Feature ablations: accuracy (95% bootstrap CI)")
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=1.3 / height,

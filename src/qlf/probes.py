@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -441,13 +443,14 @@ def _feature_names(task: Task, features, splits: dict[str, Examples]) -> list[st
 def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_test: Examples,
                 features=None, max_bytes: int = DEFAULT_MAX_BYTES, batch_size: int = 256,
                 C: float = 100.0, max_iter: int = 1000, min_train: int = 10,
-                blas_threads: int | None = 1) -> ProbeResult:
+                blas_threads: int | None = 1, progress: bool = True) -> ProbeResult:
     """Probe every layer of `model` for the task's features (all, or the names in `features`).
 
     probe_train / probe_test: the data layer's probe splits, generated with features=True.
     Probes at a (feature, layer, r) with fewer than `min_train` train examples, no test example,
     or a single train class (constant values) are skipped and recorded with NaN metrics.
-    C, max_iter, min_train, blas_threads: see fit_probe.
+    C, max_iter, min_train, blas_threads: see fit_probe. progress: a line on stderr per feature
+    and layer group (a model's probes take minutes at the default sizes).
     """
     splits = {"probe_train": probe_train, "probe_test": probe_test}
     names = _feature_names(task, features, splits)
@@ -456,6 +459,7 @@ def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_tes
     for p in iter_activations(model, splits, names, max_bytes, batch_size):
         model_loss.update(p.model_loss)
         for name in p.features:
+            started, n_before = time.perf_counter(), len(rows)
             lab_tr, lab_te = probe_train.features[name], probe_test.features[name]
             for layer in p.layers:
                 for r in range(lab_tr.positions.shape[1]):
@@ -481,6 +485,10 @@ def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_tes
                         fit["train_loss"], fit["test_loss"]))
                     test_losses[name, layer, r] = fit["test_losses"].astype(np.float32)
                     test_examples[name, r] = i_te
+            if progress:
+                print(f"[qlf probes] {task.name} {name} layers {p.layers[0]}-{p.layers[-1]}: "
+                      f"{len(rows) - n_before} probes in {time.perf_counter() - started:.1f} s",
+                      file=sys.stderr, flush=True)
     order = {n: i for i, n in enumerate(names)}
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     metrics = metrics.sort_values(["feature", "layer", "row"], key=lambda s: s.map(order)
@@ -640,7 +648,9 @@ def group_effects(across_compute_df: pd.DataFrame, per_example: pd.DataFrame,
     """Per (feature, group, budget): model and baseline group losses, their difference and its
     bootstrap CI. Inputs as in `classify_features`. Columns: feature, group, budget,
     model_loss, baseline_loss, effect (= baseline - model), ci_low, ci_high, significant
-    (ci_low > 0), n_examples."""
+    (ci_low > 0), init_spread (max - min of the seeds' group losses: how far two random inits
+    differ, which the example bootstrap does not see), beyond_init_spread (ci_low > init_spread),
+    n_examples."""
     _require(across_compute_df, ["budget", "feature", "row", "layer", "train_loss"],
              "across_compute_df")
     _require(per_example, ["budget", "feature", "row", "layer", "example", "loss"], "per_example")
@@ -670,24 +680,27 @@ def group_effects(across_compute_df: pd.DataFrame, per_example: pd.DataFrame,
             inside = base_f[base_f.row.isin(rows)]
             per_seed = inside.groupby(["seed", "example"]).loss.mean()
             base = per_seed.groupby(level="example").mean()  # average over seeds
+            seed_means = per_seed.groupby(level="seed").mean()
+            spread = float(seed_means.max() - seed_means.min()) if len(seed_means) else np.nan
             for budget in sorted(metrics.budget.unique()):
                 mine = chosen[(chosen.budget == budget) & (chosen.feature == feature)]
                 model = _example_scores(mine, rows)
                 pair = pd.concat([model.rename("m"), base.rename("b")], axis=1, join="inner")
                 row = dict(feature=feature, group=group, budget=float(budget),
-                           n_examples=len(pair))
+                           init_spread=spread, n_examples=len(pair))
                 if len(pair) == 0:  # every row of the group skipped at this budget
                     out.append(dict(row, model_loss=np.nan, baseline_loss=np.nan,
                                     effect=np.nan, ci_low=np.nan, ci_high=np.nan,
-                                    significant=False))
+                                    significant=False, beyond_init_spread=False))
                     continue
                 diff = (pair.b - pair.m).to_numpy()
                 lo, hi = bootstrap_ci(diff, n_boot, alpha, seed)
                 out.append(dict(row, model_loss=float(pair.m.mean()),
                                 baseline_loss=float(pair.b.mean()), effect=float(diff.mean()),
-                                ci_low=lo, ci_high=hi, significant=lo > 0))
+                                ci_low=lo, ci_high=hi, significant=lo > 0,
+                                beyond_init_spread=lo > spread))
     columns = ["feature", "group", "budget", "model_loss", "baseline_loss", "effect", "ci_low",
-               "ci_high", "significant", "n_examples"]
+               "ci_high", "significant", "init_spread", "beyond_init_spread", "n_examples"]
     return pd.DataFrame(out, columns=columns)
 
 
@@ -714,10 +727,15 @@ def classify_features(across_compute_df: pd.DataFrame, per_example: pd.DataFrame
     (no correction for testing several budgets). Verdict: quiet iff significant at a budget
     below the transition; loud iff the first significant budget is at or after it; neither if
     never; "no transition" when there is none (the onset is still reported).
+    The bootstrap resamples examples, not initialisations: a model that is only a different init
+    (a 1-step run) can differ from the seeds' mean "significantly". So the table also gives
+    init_spread (the range of the seeds' group losses) and onset_beyond_init_spread, the first
+    budget whose ci_low exceeds it, as evidence next to the verdict (which it does not change).
 
     Columns: task, feature, group, verdict, onset_budget, transition_budget, effect, ci_low,
     ci_high (at the onset), pre_budget (the last budget before the transition),
-    effect_pre_transition, pre_ci_low, pre_ci_high, n_boot.
+    effect_pre_transition, pre_ci_low, pre_ci_high, init_spread, onset_beyond_init_spread,
+    n_boot.
     """
     _require(across_compute_df, ["task"], "across_compute_df")
     tasks = across_compute_df.task.unique()
@@ -731,6 +749,7 @@ def classify_features(across_compute_df: pd.DataFrame, per_example: pd.DataFrame
         g = g.sort_values("budget")
         sig = g[g.significant]
         onset = sig.iloc[0] if len(sig) else None
+        beyond = g[g.beyond_init_spread]
         before = g[g.budget < t * (1 - 1e-9)] if np.isfinite(t) else g.iloc[:0]
         pre = before.iloc[-1] if len(before) else None
         if not np.isfinite(t):
@@ -748,7 +767,9 @@ def classify_features(across_compute_df: pd.DataFrame, per_example: pd.DataFrame
             pre_budget=nan if pre is None else pre.budget,
             effect_pre_transition=nan if pre is None else pre.effect,
             pre_ci_low=nan if pre is None else pre.ci_low,
-            pre_ci_high=nan if pre is None else pre.ci_high, n_boot=n_boot))
+            pre_ci_high=nan if pre is None else pre.ci_high, init_spread=g.init_spread.iloc[0],
+            onset_beyond_init_spread=beyond.budget.iloc[0] if len(beyond) else nan,
+            n_boot=n_boot))
     return pd.DataFrame(rows)
 
 
