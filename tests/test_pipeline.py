@@ -84,6 +84,42 @@ def test_smoke_pipeline_writes_every_stage(smoke):
     assert list((work / "logs/train").rglob("*.log")) and list((work / "benchmarks").rglob("*.tsv"))
 
 
+def test_smoke_pipeline_probes_and_ablations(smoke):
+    import json
+
+    import pandas as pd
+
+    from qlf.tasks import get_task
+
+    work, _ = smoke
+    cfg = yaml.safe_load((work / "config/smoke.yaml").read_text())
+    verdicts = pd.read_csv(work / "results/probes/quiet_loud.csv")
+    summary = pd.read_csv(work / "results/ablations/summary.csv")
+    for task, entry in cfg["probes"]["tasks"].items():
+        features = [f.name for f in get_task(task, cfg["tasks"][task]["size"],
+                                            graphs_dir=work / "resources/graphs").features]
+        target = entry["target_budget"]
+        across = pd.read_csv(work / f"results/probes/{task}/across_compute.csv")
+        budgets = sorted(float(b) for b in {*pd.read_csv(
+            work / f"results/scaling/{task}_frontier.csv").budget} if b <= 10.0 ** target)
+        assert sorted(across.budget.unique()) == budgets
+        assert set(across.feature) == set(features)
+        within = pd.read_csv(work / f"results/probes/{task}/within_run.csv")
+        assert within.step.min() == 0 and within.step.nunique() >= 3
+        mine = verdicts[verdicts.task == task]
+        assert set(mine.feature) == set(features)
+        assert mine.verdict.isin(["quiet", "loud", "neither", "no transition"]).all()
+        assert set(summary[summary.task == task].feature) == set(features)
+        # the target budget's model is the within-run retraining's last step, trained once
+        info = json.loads((work / f"results/probes/{task}/budgets/C{target}/info.json")
+                          .read_text())
+        assert Path(info["weights"]).parent.name == "steps"
+        assert info["step"] == within.step.max()
+        assert not list((work / "results/models" / task).rglob(f"C{target}/*/weights_final.pt"))
+    for pdf in ("quiet_loud_features", "within_run_probes", "ablations"):
+        assert (work / f"results/plots/{pdf}.pdf").read_bytes().startswith(b"%PDF")
+
+
 def test_smoke_rerun_is_a_no_op(smoke):
     work, _ = smoke
     out = snakemake(work, "-n", "--configfile", "config/smoke.yaml").stdout

@@ -17,7 +17,8 @@ from qlf.compute import RunSpec, flops_actual, make_spec
 from qlf.data import Stream
 from qlf.model import ModelConfig, Transformer
 from qlf.train import (DivergedError, evaluate_loss, final_weights_path, load_model, load_weights,
-                       lr_at, resume_path, train_run, val_steps, weights_path)
+                       lr_at, resolve_weights, resume_path, train_run, val_steps,
+                       weights_path)
 
 # A tiny run: addition of 6-bit operands (2080 operand pairs), d 32, 2 layers, 40 steps of 32.
 TINY = dict(task="addition", size=6, d_model=32, n_layers=2, n_heads=4, lr=3e-3, batch_size=32,
@@ -55,6 +56,17 @@ def reference(tmp_path_factory):
     record = train_run(spec, folder / "run.json", run_dir=folder / "ckpt",
                        save_steps=(0, 1, 2, 4, STEPS), save_final=True, progress=False)
     return spec, record, folder
+
+
+def test_resolve_weights_takes_a_step_folders_last_step(reference, tmp_path):
+    spec, _, folder = reference
+    run_dir = folder / "ckpt"
+    # steps 0, 1, 2, 4, 40: the last by step, not only by name length
+    assert resolve_weights(run_dir) == weights_path(run_dir, STEPS)
+    assert load_weights(resolve_weights(run_dir))[1]["step"] == spec.steps == STEPS
+    assert resolve_weights(final_weights_path(run_dir)) == final_weights_path(run_dir)
+    with pytest.raises(FileNotFoundError, match="no weights_step"):
+        resolve_weights(tmp_path)
 
 
 # -- schedule ----------------------------------------------------------------------------------

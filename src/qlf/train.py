@@ -108,6 +108,18 @@ def save_weights(path: Path, model: Transformer, spec: RunSpec, step: int) -> No
                   "step": step}, Path(path))
 
 
+def resolve_weights(path) -> Path:
+    """A weights file as given, or for a run folder kept with save_steps (e.g. the pipeline's
+    `.../steps`) its last step's file: the final model when the run finished."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    steps = sorted(path.glob("weights_step*.pt"))  # zero-padded: name order is step order
+    if not steps:
+        raise FileNotFoundError(f"no weights_step*.pt in {path}")
+    return steps[-1]
+
+
 def load_weights(path, device="cpu") -> tuple[Transformer, dict]:
     """(model, meta) from a weights file; meta holds "spec" (a dict) and "step"."""
     path = Path(path)

@@ -5,7 +5,7 @@
 
 rule ablate_feature:
     input:
-        weights=lambda wildcards: probe_model(wildcards.task, probe_target(wildcards.task)),
+        weights=lambda wildcards: probed_weights(wildcards.task, probe_target(wildcards.task)),
         probes=lambda wildcards: f"results/probes/{wildcards.task}/budgets/"
         f"C{probe_target(wildcards.task)}",
         graphs=train_inputs,

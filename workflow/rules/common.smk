@@ -1,6 +1,8 @@
 # Config helpers and input functions; nothing else.
 import functools
+import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import qlf.compute
@@ -44,6 +46,7 @@ wildcard_constraints:
     exp=r"\d+",
     n=r"\d+",
     run_id=r"d\d+_L\d+_H\d+_lr[0-9.e+-]+_B\d+",
+    step=r"\d+",
 
 
 def is_graph_task(task):
@@ -134,6 +137,22 @@ def probe_model(task, exp, pattern=MODEL_FINAL):
         raise WorkflowError(f"probes: {task} has no run of the target shape at budget 1e{exp}")
     row = row.iloc[0]
     return pattern.format(task=task, size=row["size"], exp=exp, run_id=row.run_id)
+
+
+def probed_weights(task, exp):
+    """The weights probed (and ablated) at budget 1e{exp}. At the target budget: the within-run
+    retraining's step folder, whose last step is the final model (so that run trains once)."""
+    if int(exp) == probe_target(task):
+        return probe_model(task, int(exp), MODEL_STEPS)
+    return probe_model(task, int(exp))
+
+
+def within_steps(task):
+    """The steps of the target budget's run whose weights are kept and probed (0, 1, 2, 4, ...,
+    final: qlf.compute.within_run_steps)."""
+    record = probe_model(task, probe_target(task), RUN_RECORD)
+    spec = qlf.compute.RunSpec.from_dict(json.loads(Path(record).read_text())["spec"])
+    return qlf.compute.within_run_steps(spec.steps)
 
 
 def ablation_features(task):

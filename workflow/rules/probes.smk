@@ -1,6 +1,7 @@
-# Probes (the paper's central result): the compute-optimal shape at a task's target budget, retrained
-# at every budget up to a maximum with its final weights kept, probed on one shared probe set;
-# random-init baselines of the same shape; one run with weights kept at steps 0, 1, 2, 4, ...;
+# Probes (the paper's central result): the compute-optimal shape at a task's target budget,
+# retrained at every budget up to a maximum with its final weights kept, probed on one shared
+# probe set; random-init baselines of the same shape; one run with weights kept at steps 0, 1, 2,
+# 4, ... (the target budget's run, whose last step is also that budget's probed final model);
 # then quiet or loud, decided by the statistics of qlf.probes.classify_features.
 
 
@@ -50,7 +51,7 @@ rule keep_step_weights:
 
 rule probe_budget:
     input:
-        weights=lambda wildcards: probe_model(wildcards.task, int(wildcards.exp)),
+        weights=lambda wildcards: probed_weights(wildcards.task, wildcards.exp),
         graphs=train_inputs,
     output:
         directory("results/probes/{task}/budgets/C{exp}"),
@@ -72,7 +73,7 @@ rule probe_budget:
 
 rule probe_random_inits:
     input:
-        weights=lambda wildcards: probe_model(wildcards.task, probe_target(wildcards.task)),
+        weights=lambda wildcards: probed_weights(wildcards.task, probe_target(wildcards.task)),
         graphs=train_inputs,
     output:
         directory("results/probes/{task}/random"),
@@ -93,28 +94,28 @@ rule probe_random_inits:
         "../scripts/probe_random.py"
 
 
-rule probe_within_run:
+rule probe_step:
     input:
         steps=lambda wildcards: probe_model(
             wildcards.task, probe_target(wildcards.task), MODEL_STEPS
         ),
         graphs=train_inputs,
     output:
-        directory("results/probes/{task}/within"),
+        directory("results/probes/{task}/within/step{step}"),
     params:
         graphs_dir=GRAPHS_DIR,
         options=PROBE_OPTIONS,
     resources:
-        runtime=240,
+        runtime=120,
         mem_mb=4000,
     log:
-        "logs/probes/{task}/within.log",
+        "logs/probes/{task}/within/step{step}.log",
     benchmark:
-        "benchmarks/probes/{task}/within.tsv"
+        "benchmarks/probes/{task}/within/step{step}.tsv"
     conda:
         "../../envs/qlf.yaml"
     script:
-        "../scripts/probe_within_run.py"
+        "../scripts/probe_step.py"
 
 
 rule collect_probes:
@@ -123,7 +124,10 @@ rule collect_probes:
             f"results/probes/{wildcards.task}/budgets/C{exp}"
             for exp in probe_budgets(wildcards.task)
         ],
-        within="results/probes/{task}/within",
+        within=lambda wildcards: [
+            f"results/probes/{wildcards.task}/within/step{step}"
+            for step in within_steps(wildcards.task)
+        ],
     output:
         across="results/probes/{task}/across_compute.csv",
         across_examples="results/probes/{task}/across_compute_per_example.csv",
