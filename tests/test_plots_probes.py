@@ -100,7 +100,8 @@ def test_within_run_pdf_and_step_zero(tmp_path, tables):
     within = probe_table("step", [0, 1, 2, 4, 8, 16])
     out = plot_within_run(within, baseline, tmp_path / "within.pdf")
     assert pdf_subject(out)[0] == 2
-    ax = within_run_figures(within, baseline)[0][2]["retrieve_first_op"]
+    ax, twin = within_run_figures(within, baseline)[0][2]["retrieve_first_op"]
+    assert twin is None  # no validation curve given
     lines = ax.get_lines()
     hollow = [line for line in lines if line.get_markerfacecolor() == "none"]
     assert len(hollow) == 3 and all(line.get_xdata()[0] == 0.5 for line in hollow)
@@ -123,3 +124,20 @@ def test_probe_tables_are_checked(tables):
     first = curves[(curves.task == "addition") & (curves.feature == "carry")
                    & (curves.group == "beginning") & (curves.budget == 1e9)]
     assert first.loss.iloc[0] == pytest.approx(true_loss(1e9, 1))
+
+
+def test_within_run_shows_the_runs_val_curve(tmp_path, tables):
+    _, baseline, _, _, _ = tables
+    within = probe_table("step", [0, 1, 2, 4, 8, 16])
+    val = pd.DataFrame(dict(task="addition", step=[1, 3, 9, 16], val_loss=[1.2, 0.7, 0.69, 0.1]))
+    pages = within_run_figures(within, baseline, val)
+    ax, twin = pages[0][2]["carry"]
+    (line,) = twin.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [1, 3, 9, 16])
+    np.testing.assert_allclose(line.get_ydata(), [1.2, 0.7, 0.69, 0.1])
+    assert twin.get_yscale() == "log" and "val loss" in twin.get_ylabel()
+    assert pages[1][2]["queue"][1] is None  # BFS has no curve in val
+    out = plot_within_run(within, baseline, tmp_path / "w.pdf", val_df=val)
+    assert pdf_subject(out)[0] == 2
+    with pytest.raises(ValueError, match="val curves: missing columns"):
+        within_run_figures(within, baseline, val.drop(columns="val_loss"))

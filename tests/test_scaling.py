@@ -11,7 +11,8 @@ import pytest
 
 from qlf.compute import make_spec
 from qlf.scaling import (RUN_COLUMNS, TRANSITION_COLUMNS, fit_power_law, format_budget,
-                         frontier, load_records, power_law, random_guess_loss, transitions)
+                         frontier, load_records, power_law, random_guess_loss, transitions,
+                         val_curves)
 from qlf.tasks import TASKS
 
 GRID = dict(d_model=[16, 32], n_layers=[4, 8], lr=[1e-2, 1e-3], batch_size=[8, 64])
@@ -106,6 +107,22 @@ def test_load_records_duplicate_run_names_both_files(tmp_path):
 
 
 # -- frontier ----------------------------------------------------------------------------------
+
+def test_val_curves_one_row_per_point(tmp_path):
+    a, spec_a = write_record(tmp_path, budget=1e10, val_curve=[[1, 1.5], [4, 0.7], [9, 0.01]])
+    b, spec_b = write_record(tmp_path, task="multiplication", budget=1e11,
+                             val_curve=[[2, 2.0], [5, 1.0]])
+    curves = val_curves([a, b])
+    assert list(curves.columns) == ["task", "size", "run_id", "budget", "step", "val_loss"]
+    assert curves.task.tolist() == ["addition"] * 3 + ["multiplication"] * 2
+    assert curves.step.tolist() == [1, 4, 9, 2, 5]
+    assert curves.val_loss.tolist() == [1.5, 0.7, 0.01, 2.0, 1.0]
+    assert curves.run_id.tolist() == [spec_a.run_id] * 3 + [spec_b.run_id] * 2
+    assert val_curves(a).budget.eq(1e10).all()  # one path
+    empty, _ = write_record(tmp_path, budget=1e12, val_curve=[])
+    with pytest.raises(ValueError, match="no val_curve"):
+        val_curves([a, empty])
+
 
 def brute_force_frontier(rows):
     """Python-loop reference: per cell the finite minimum, ties to the smallest run_id."""

@@ -369,11 +369,7 @@ def quiet_loud_figures(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
                 _check_columns(frontier_df, ["task", "budget", "val_loss"], "frontier")
                 pts = of_task(frontier_df).sort_values("budget")
                 if len(pts):
-                    twin = ax.twinx()
-                    twin.plot(pts.budget, pts.val_loss, "s--", color="gray", ms=3, lw=1)
-                    _plain_log_y(twin)
-                    twin.set_ylabel("compute-optimal val loss", fontsize=7, color="gray")
-                    twin.tick_params(which="both", colors="gray")
+                    twin = _loss_twin(ax, pts.budget, pts.val_loss, "compute-optimal val loss")
             drawn[feature] = (ax, twin)
         first = next(iter(drawn.values()))[0]
         first.legend(fontsize=6, loc="lower left")
@@ -396,8 +392,20 @@ def plot_quiet_loud(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
     return _write_pages(pages, pdf_path, "Quiet and loud features")
 
 
-def within_run_figures(within_df: pd.DataFrame, baseline_df: pd.DataFrame):
-    """[(task, Figure, {feature: probe axes})] for plot_within_run."""
+def _loss_twin(ax: Axes, x, loss, label: str) -> Axes:
+    """A gray model-loss line on a right-hand log axis of `ax`."""
+    twin = ax.twinx()
+    twin.plot(x, loss, "s--", color="gray", ms=3, lw=1)
+    _plain_log_y(twin)
+    twin.set_ylabel(label, fontsize=7, color="gray")
+    twin.tick_params(which="both", colors="gray")
+    return twin
+
+
+def within_run_figures(within_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                       val_df: pd.DataFrame | None = None):
+    """[(task, Figure, {feature: (probe axes, val-loss twin axes or None)})] for
+    plot_within_run."""
     pages = []
     for task, fig, panels in _probe_pages(within_df, baseline_df, "step"):
         steps = within_df[within_df.task == task].step.to_numpy(float)
@@ -405,25 +413,33 @@ def within_run_figures(within_df: pd.DataFrame, baseline_df: pd.DataFrame):
             raise ValueError(f"within-run table: {task} has negative steps")
         positive = steps[steps > 0]
         zero_at = positive.min() / 2 if len(positive) else 0.5
+        curve = None
+        if val_df is not None:
+            _check_columns(val_df, ["task", "step", "val_loss"], "val curves")
+            curve = val_df[(val_df.task == task) & (val_df.step > 0)].sort_values("step")
         drawn = {}
         for feature, (ax, curves, base) in panels.items():
             _draw_feature(ax, curves, base, "step", zero_at=zero_at)
             ax.set_title(feature, fontsize=8)
             ax.set_xlabel(f"optimizer step (hollow: step 0 at {zero_at:g})", fontsize=8)
-            drawn[feature] = ax
-        next(iter(drawn.values())).legend(fontsize=6, loc="lower left")
+            twin = None
+            if curve is not None and len(curve):
+                twin = _loss_twin(ax, curve.step, curve.val_loss, "the run's val loss")
+            drawn[feature] = (ax, twin)
+        next(iter(drawn.values()))[0].legend(fontsize=6, loc="lower left")
         pages.append((task, fig, drawn))
     return pages
 
 
 def plot_within_run(within_df: pd.DataFrame, baseline_df: pd.DataFrame,
-                    pdf_path: str | Path) -> Path:
+                    pdf_path: str | Path, val_df: pd.DataFrame | None = None) -> Path:
     """Probe test loss against the optimizer step of one run, as plot_quiet_loud (log x; the
     initialisation, step 0, is a hollow marker at half the first saved step).
 
     within_df: probe metrics of the run's checkpoints with task and step columns; baseline_df:
-    random-init probe metrics with task and seed columns."""
-    return _write_pages(within_run_figures(within_df, baseline_df), pdf_path,
+    random-init probe metrics with task and seed columns; val_df (optional): the run's
+    validation curve (qlf.scaling.val_curves: task, step, val_loss), gray on the right axis."""
+    return _write_pages(within_run_figures(within_df, baseline_df, val_df), pdf_path,
                         "Features within one run")
 
 

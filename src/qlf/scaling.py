@@ -112,6 +112,23 @@ def load_records(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
     return runs
 
 
+def val_curves(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
+    """The validation curves of run records (summary.val_curve, [step, val_loss] pairs): columns
+    task, size, run_id, budget, step, val_loss, one row per point."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    rows = []
+    for path in map(Path, paths):
+        row = _record_row(path)  # validates the record
+        curve = json.loads(path.read_text())["summary"].get("val_curve")
+        if not curve:
+            raise ValueError(f"{path}: summary has no val_curve")
+        rows += [dict(task=row["task"], size=row["size"], run_id=row["run_id"],
+                      budget=row["budget"], step=int(step), val_loss=float(loss))
+                 for step, loss in curve]
+    return pd.DataFrame(rows, columns=["task", "size", "run_id", "budget", "step", "val_loss"])
+
+
 # -- compute-optimal frontier ------------------------------------------------------------------
 
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:

@@ -181,6 +181,9 @@ rule plot_probes:
         verdicts="results/probes/quiet_loud.csv",
         frontiers=expand("results/scaling/{task}_frontier.csv", task=PROBE_TASKS),
         transitions="results/scaling/transitions.csv",
+        within_records=lambda wildcards: [
+            probe_model(task, probe_target(task), RUN_RECORD) for task in PROBE_TASKS
+        ],
     output:
         quiet_loud=report(
             "results/plots/quiet_loud_features.pdf",

@@ -6,6 +6,7 @@ import pandas as pd
 
 from qlf.plots import plot_quiet_loud, plot_within_run
 from qlf.probes import load_probe_dirs
+from qlf.scaling import val_curves
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 read = lambda paths: pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
@@ -14,4 +15,5 @@ baseline = pd.concat([load_probe_dirs(sorted(Path(d).glob("seed*")), key="seed")
 plot_quiet_loud(read(snakemake.input.across), baseline, pd.read_csv(snakemake.input.verdicts),
                 read(snakemake.input.frontiers), pd.read_csv(snakemake.input.transitions),
                 snakemake.output.quiet_loud)
-plot_within_run(read(snakemake.input.within), baseline, snakemake.output.within)
+plot_within_run(read(snakemake.input.within), baseline, snakemake.output.within,
+                val_df=val_curves(snakemake.input.within_records))
