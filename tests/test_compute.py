@@ -343,6 +343,18 @@ def test_yaml_numbers_written_as_text_are_accepted(tmp_path):
     (minimal(tasks={"graph_path": {"size": 9}}), "tasks.graph_path.size: graph tasks on 9 nodes "
                                                  "need a keep fraction in graphs.keep"),
     (minimal(graphs={"keep": {11: 1.5}}), r"graphs.keep.11: keep fraction 1.5 not in \(0, 1\]"),
+    (minimal(probes={"tasks": {"multiplication": {"target_budget": 12}}}),
+     r"probes.tasks.multiplication: not one of the configured tasks \['addition'\]"),
+    (minimal(probes={"tasks": {"addition": {}}}), "probes.tasks.addition.target_budget: missing"),
+    (minimal(probes={"tasks": {"addition": {"target_budget": 19}}}),
+     "probes.tasks.addition.target_budget: 1e19 is not among the task's budgets"),
+    (minimal(probes={"tasks": {"addition": {"target_budget": 12, "max_budget": 19}}}),
+     "probes.tasks.addition.max_budget: 1e19"),
+    (minimal(ablations={"features": {"addition": ["carry"]}}),
+     "ablations.features.addition: ablations need the task's probes"),
+    (minimal(probes={"tasks": {"addition": {"target_budget": 12}}},
+             ablations={"features": {"addition": ["carry", "cary"]}}),
+     "ablations.features.addition: addition has no feature 'cary'"),
 ])
 def test_config_errors_name_the_key(raw, message):
     with pytest.raises(ValueError, match=message):

@@ -110,12 +110,18 @@ def test_smoke_pipeline_probes_and_ablations(smoke):
         assert set(mine.feature) == set(features)
         assert mine.verdict.isin(["quiet", "loud", "neither", "no transition"]).all()
         assert set(summary[summary.task == task].feature) == set(features)
-        # the target budget's model is the within-run retraining's last step, trained once
-        info = json.loads((work / f"results/probes/{task}/budgets/C{target}/info.json")
+        # the target budget's model is the within-run retraining's last step, trained and
+        # probed once: its across-compute rows are that step's probes
+        last = within.step.max()
+        info = json.loads((work / f"results/probes/{task}/within/step{last}/info.json")
                           .read_text())
-        assert Path(info["weights"]).parent.name == "steps"
-        assert info["step"] == within.step.max()
+        assert Path(info["weights"]).parent.name == "steps" and info["budget"] == 10.0 ** target
+        cols = ["feature", "layer", "row", "train_loss", "test_loss"]
+        pd.testing.assert_frame_equal(
+            across[across.budget == 10.0 ** target][cols].reset_index(drop=True),
+            within[within.step == last][cols].reset_index(drop=True))
         assert not list((work / "results/models" / task).rglob(f"C{target}/*/weights_final.pt"))
+        assert not (work / f"results/probes/{task}/budgets/C{target}").exists()
     for pdf in ("quiet_loud_features", "within_run_probes", "ablations"):
         assert (work / f"results/plots/{pdf}.pdf").read_bytes().startswith(b"%PDF")
 
@@ -175,6 +181,7 @@ def test_paper_grid_dry_run_plans_the_reference_run_counts(tmp_path):
     (lambda c: c["grid"].update(lr=[-1.0e-3]), "lr"),
     (lambda c: c["grid"].update(d_model=[10]), "d_model"),
     (lambda c: c["grid"].update(budgets=[3]), "budgets"),
+    (lambda c: c["probes"]["tasks"]["addition"].update(target_budget=19), "target_budget"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, key):
     work = copy_workflow(tmp_path)

@@ -472,7 +472,39 @@ def validate_config(raw: dict) -> dict:
         raise ValueError("tasks: the config lists no tasks; add e.g. `tasks: {addition: "
                          "{size: 16}}`")
     cfg["tasks"] = {name: _task_entry(name, entry, cfg) for name, entry in tasks.items()}
+    _check_probed_tasks(cfg)
     return cfg
+
+
+def _check_probed_tasks(cfg: dict) -> None:
+    """The probes and ablations sections against the tasks (their own value ranges are checked by
+    the workflow's schema): a probed task is configured and its target and maximum budgets are
+    among its budgets; ablated features are features of a probed task."""
+    probed = _mapping(cfg["probes"].get("tasks"), "probes.tasks")
+    for name, entry in probed.items():
+        key = f"probes.tasks.{name}"
+        if name not in cfg["tasks"]:
+            raise ValueError(f"{key}: not one of the configured tasks {list(cfg['tasks'])}")
+        entry = _mapping(entry, key)
+        if "target_budget" not in entry:
+            raise ValueError(f"{key}.target_budget: missing; it picks the probed model shape")
+        budgets = cfg["tasks"][name]["budgets"]
+        for k in ("target_budget", "max_budget"):
+            if entry.get(k, entry["target_budget"]) not in budgets:
+                raise ValueError(f"{key}.{k}: 1e{entry[k]} is not among the task's budgets "
+                                 f"{budgets}")
+    for name, features in _mapping(cfg["ablations"].get("features"),
+                                   "ablations.features").items():
+        key = f"ablations.features.{name}"
+        if name not in probed:
+            raise ValueError(f"{key}: ablations need the task's probes; probed tasks: "
+                             f"{list(probed)}")
+        task = get_task(name, cfg["tasks"][name]["size"], graphs_dir=cfg["graphs"]["dir"])
+        for feature in features:
+            try:
+                task.feature(feature)
+            except ValueError as err:
+                raise ValueError(f"{key}: {err}") from None
 
 
 def _task_entry(name: str, entry: Any, cfg: dict) -> dict:

@@ -197,22 +197,6 @@ GROUP_COLORS = {"beginning": "C0", "middle": "C1", "end": "C2"}
 MIN_LOSS = 1e-12  # floor for logs (an exactly separable probe has test loss ~0)
 
 
-def _probe_groups(n_rows: int) -> dict[str, np.ndarray]:
-    """The cut of qlf.probes.position_groups: first n//3 rows, middle, last n//3."""
-    k = n_rows // 3
-    cuts = {"beginning": np.arange(0, k), "middle": np.arange(k, n_rows - k),
-            "end": np.arange(n_rows - k, n_rows)}
-    return {g: rows for g, rows in cuts.items() if len(rows)}
-
-
-def _best_layer(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per keys + (feature, row), the row of the layer with the lowest train loss."""
-    fitted = df[np.isfinite(df.train_loss.to_numpy(float))]
-    by = keys + ["feature", "row"]
-    fitted = fitted.sort_values(by + ["train_loss", "layer"], kind="mergesort")
-    return fitted.groupby(by, sort=True).head(1)
-
-
 def _mean_loss(values) -> float:
     """Arithmetic mean, floored at MIN_LOSS for the log axis."""
     values = np.asarray(values, float)
@@ -227,11 +211,13 @@ def probe_group_curves(df: pd.DataFrame, x: str) -> pd.DataFrame:
     has every row), so a panel and its verdict agree; the paper's figure takes the geometric
     mean, where one near-zero row (addition's retrieve_first_op row 0: 0.01 vs 0.04 nats)
     outweighs the rest."""
-    best = _best_layer(df, ["task", x])
+    from .probes import best_layer_table, position_groups  # not at import: it loads torch
+
+    best = best_layer_table(df, ["task", x, "feature", "row"])
     out = []
     for (task, feature), frame in best.groupby(["task", "feature"], sort=False):
         n_rows = int(df[(df.task == task) & (df.feature == feature)].row.max()) + 1
-        for group, rows in _probe_groups(n_rows).items():
+        for group, rows in position_groups(n_rows).items():
             inside = frame[frame.row.isin(rows)]
             for value, pts in inside.groupby(x, sort=True):
                 out.append({"task": task, "feature": feature, "group": group, x: value,
@@ -243,12 +229,14 @@ def probe_group_baselines(baseline_df: pd.DataFrame) -> pd.DataFrame:
     """Per (task, feature, group): the random-init level. Per seed, the mean over the group's
     rows of each row's best-layer (by train loss) test loss; loss = the mean over seeds, lo / hi
     = the lowest / highest seed. Columns task, feature, group, loss, lo, hi."""
-    best = _best_layer(baseline_df, ["task", "seed"])
+    from .probes import best_layer_table, position_groups  # not at import: it loads torch
+
+    best = best_layer_table(baseline_df, ["task", "seed", "feature", "row"])
     out = []
     for (task, feature), frame in best.groupby(["task", "feature"], sort=False):
         n_rows = int(baseline_df[(baseline_df.task == task)
                                  & (baseline_df.feature == feature)].row.max()) + 1
-        for group, rows in _probe_groups(n_rows).items():
+        for group, rows in position_groups(n_rows).items():
             inside = frame[frame.row.isin(rows)]
             if len(inside):
                 per_seed = inside.groupby("seed").test_loss.apply(_mean_loss)
@@ -385,8 +373,9 @@ def plot_quiet_loud(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
     across_df: probe metrics of the trained models with task and budget columns (size optional);
     baseline_df: random-init probe metrics with task and seed. Lines: the beginning / middle /
     end rows (mean of each row's best-layer-by-train-loss test loss); dotted: the random-init
-    level of each group (shaded: the range over seeds); red dashed: the task's transition; gray (right axis): the
-    compute-optimal val loss; title: the verdicts of qlf.probes.classify_features.
+    level of each group (shaded: the range over seeds); red dashed: the task's transition; gray
+    (right axis): the compute-optimal val loss; title: the verdicts of
+    qlf.probes.classify_features.
     """
     pages = quiet_loud_figures(across_df, baseline_df, verdicts_df, frontier_df, transitions_df)
     return _write_pages(pages, pdf_path, "Quiet and loud features")

@@ -58,11 +58,14 @@ def _metric(summary: dict, key: str, path: Path) -> float:
     return float(value)
 
 
-def _record_row(path: Path) -> dict:
+def _read_record(path: Path) -> dict:
     try:
-        record = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not a valid JSON run record ({err})") from None
+
+
+def _record_row(path: Path, record: dict) -> dict:
     if not (isinstance(record, dict) and isinstance(record.get("spec"), dict)
             and isinstance(record.get("summary"), dict)):
         raise ValueError(f"{path}: expected a JSON object {{\"spec\": {{...}}, "
@@ -96,7 +99,7 @@ def load_records(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    rows = [_record_row(Path(p)) for p in paths]
+    rows = [_record_row(Path(p), _read_record(Path(p))) for p in paths]
     if not rows:
         raise ValueError("load_records: no run records given")
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -119,8 +122,9 @@ def val_curves(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
         paths = [paths]
     rows = []
     for path in map(Path, paths):
-        row = _record_row(path)  # validates the record
-        curve = json.loads(path.read_text())["summary"].get("val_curve")
+        record = _read_record(path)
+        row = _record_row(path, record)  # validates the record
+        curve = record["summary"].get("val_curve")
         if not curve:
             raise ValueError(f"{path}: summary has no val_curve")
         rows += [dict(task=row["task"], size=row["size"], run_id=row["run_id"],

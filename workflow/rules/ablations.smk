@@ -5,9 +5,8 @@
 
 rule ablate_feature:
     input:
-        weights=lambda wildcards: probed_weights(wildcards.task, probe_target(wildcards.task)),
-        probes=lambda wildcards: f"results/probes/{wildcards.task}/budgets/"
-        f"C{probe_target(wildcards.task)}",
+        weights=lambda wildcards: target_weights(wildcards.task),
+        probes=lambda wildcards: probe_dir(wildcards.task, probe_target(wildcards.task)),
         graphs=train_inputs,
     output:
         "results/ablations/{task}/{feature}.json",

@@ -13,9 +13,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
+# cross-key rules the schema cannot express (d_model % heads, probed tasks' budgets, ...)
 try:
     CONFIG = qlf.compute.validate_config(config)
-except ValueError as err:  # cross-key rules the schema cannot express (d_model % heads, ...)
+except ValueError as err:
     raise WorkflowError(f"config: {err}") from None
 
 TASK_NAMES = list(CONFIG["tasks"])
@@ -30,14 +31,6 @@ MODEL_STEPS = "results/models/{task}/n{size}/C{exp}/{run_id}/steps"
 PROBES = CONFIG["probes"]
 PROBE_TASKS = list(PROBES.get("tasks", {}))
 PROBE_OPTIONS = {k: PROBES[k] for k in ("max_bytes", "batch_size") if k in PROBES}
-for _task, _entry in PROBES.get("tasks", {}).items():
-    if _task not in CONFIG["tasks"]:
-        raise WorkflowError(f"config: probes.tasks.{_task}: not one of the configured tasks "
-                            f"{TASK_NAMES}")
-    for _key in ("target_budget", "max_budget"):
-        if _entry.get(_key, _entry["target_budget"]) not in CONFIG["tasks"][_task]["budgets"]:
-            raise WorkflowError(f"config: probes.tasks.{_task}.{_key}: 1e{_entry.get(_key)} is "
-                                f"not among the task's budgets {CONFIG['tasks'][_task]['budgets']}")
 ABLATIONS = CONFIG["ablations"]
 
 wildcard_constraints:
@@ -139,12 +132,18 @@ def probe_model(task, exp, pattern=MODEL_FINAL):
     return pattern.format(task=task, size=row["size"], exp=exp, run_id=row.run_id)
 
 
-def probed_weights(task, exp):
-    """The weights probed (and ablated) at budget 1e{exp}. At the target budget: the within-run
-    retraining's step folder, whose last step is the final model (so that run trains once)."""
-    if int(exp) == probe_target(task):
-        return probe_model(task, int(exp), MODEL_STEPS)
-    return probe_model(task, int(exp))
+def target_weights(task):
+    """The target budget's model: the within-run retraining's step folder, whose last step is
+    that run's final model (qlf.train.resolve_weights), so the run is trained once."""
+    return probe_model(task, probe_target(task), MODEL_STEPS)
+
+
+def probe_dir(task, exp):
+    """The probe results of the model at budget 1e{exp}; at the target budget those of the
+    within-run retraining's last step (the same model, probed once)."""
+    if exp == probe_target(task):
+        return f"results/probes/{task}/within/step{within_steps(task)[-1]}"
+    return f"results/probes/{task}/budgets/C{exp}"
 
 
 def within_steps(task):

@@ -1,7 +1,7 @@
 # Probes (the paper's central result): the compute-optimal shape at a task's target budget,
 # retrained at every budget up to a maximum with its final weights kept, probed on one shared
 # probe set; random-init baselines of the same shape; one run with weights kept at steps 0, 1, 2,
-# 4, ... (the target budget's run, whose last step is also that budget's probed final model);
+# 4, ... (the target budget's run: its last step is that budget's model, trained and probed once);
 # then quiet or loud, decided by the statistics of qlf.probes.classify_features.
 
 
@@ -51,7 +51,7 @@ rule keep_step_weights:
 
 rule probe_budget:
     input:
-        weights=lambda wildcards: probed_weights(wildcards.task, wildcards.exp),
+        weights=lambda wildcards: probe_model(wildcards.task, int(wildcards.exp)),
         graphs=train_inputs,
     output:
         directory("results/probes/{task}/budgets/C{exp}"),
@@ -73,7 +73,7 @@ rule probe_budget:
 
 rule probe_random_inits:
     input:
-        weights=lambda wildcards: probed_weights(wildcards.task, probe_target(wildcards.task)),
+        weights=lambda wildcards: target_weights(wildcards.task),
         graphs=train_inputs,
     output:
         directory("results/probes/{task}/random"),
@@ -121,8 +121,7 @@ rule probe_step:
 rule collect_probes:
     input:
         across=lambda wildcards: [
-            f"results/probes/{wildcards.task}/budgets/C{exp}"
-            for exp in probe_budgets(wildcards.task)
+            probe_dir(wildcards.task, exp) for exp in probe_budgets(wildcards.task)
         ],
         within=lambda wildcards: [
             f"results/probes/{wildcards.task}/within/step{step}"
