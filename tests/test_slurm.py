@@ -37,14 +37,15 @@ _spec.loader.exec_module(check_smoke)
 JOB_ID_SH = """if [ -n "$SLURM_ARRAY_JOB_ID" ]; then echo "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 elif [ -n "$SLURM_JOB_ID" ]; then echo "$SLURM_JOB_ID"; else echo local; fi
 """
-# A tiny workflow whose rule names meet the profile: `train` jobs are batched as it says;
+# A tiny workflow whose rule names meet the profile: `train_addition` jobs (one sweep each in the
+# pipeline) are batched as it says;
 # `wide` asks for more threads than any test node has.
 N_TRAIN = 4
 SNAKEFILE = """
 rule all:
     input: expand("out/train_{i}.txt", i=range(4)), "out/combined.txt", "out/wide.txt"
 
-rule train:
+rule train_addition:
     output: "out/train_{i}.txt"
     resources: mem_mb=100, runtime=5
     shell: "sh job_id.sh > {output}"
@@ -83,7 +84,7 @@ rule collect:
     resources: mem_mb=100, runtime=5
     shell: "cat {input} > {output}"
 
-rule train:
+rule train_addition:
     input: lambda wildcards: ["graphs.txt"] if wildcards.kind == "g" else []
     output: "out/{kind}_{i}.txt"
     resources: mem_mb=100, runtime=5
@@ -110,11 +111,11 @@ def slurm_test_args(cpus: int, mem_mb: int) -> list[str]:
 
 
 def train_batching() -> str:
-    """How the profile batches train jobs: 'group', 'array' or 'none'."""
-    if "train" in (PROFILE.get("groups") or {}):
+    """How the profile batches train_addition jobs: 'group', 'array' or 'none'."""
+    if "train_addition" in (PROFILE.get("groups") or {}):
         return "group"
     arrays = re.split(r"[,;\s]+", str(PROFILE.get("slurm-array-jobs") or ""))
-    return "array" if "train" in arrays or "all" in arrays else "none"
+    return "array" if "train_addition" in arrays or "all" in arrays else "none"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import torch
 import qlf.train as train
 from qlf.compute import RunSpec, flops_actual, make_spec
 from qlf.data import Stream
-from qlf.model import ModelConfig, Transformer
+from qlf.model import Transformer
 from qlf.train import (DivergedError, evaluate_loss, final_weights_path, load_model, load_weights,
                        lr_at, resolve_weights, resume_path, train_run, val_steps,
                        weights_path)
@@ -25,7 +25,7 @@ TINY = dict(task="addition", size=6, d_model=32, n_layers=2, n_heads=4, lr=3e-3,
             seed=0, model_seed=1, ctx=20.0, n_val=128, n_test=128, n_probe_train=0,
             n_probe_test=0, val_points=5)
 STEPS = 40
-TIMING = {"wall_s", "setup_s", "data_s", "train_s", "eval_s", "io_s", "resumed_at"}
+TIMING = {"wall_s", "setup_s", "data_s", "train_s", "eval_s", "io_s", "resumed_at", "sweep"}
 
 
 def tiny_spec(**changes) -> RunSpec:
@@ -123,6 +123,9 @@ def test_tiny_run_learns_and_writes_a_complete_record(reference):
     assert s["flops_actual"] >= s["flops_nominal"]
     assert s["seed"] == 0 and s["model_seed"] == 1
     assert set(s["versions"]) >= {"python", "torch", "lightning", "qlf"}
+    assert s["provenance"]["torch"] == torch.__version__ and s["provenance"]["threads"] == 1
+    assert len(s["provenance"]["qlf_source_sha256"]) == 16
+    assert s["sweep"]["k"] == 1 and s["sweep"]["run_ids"] == [spec.run_id]
     split = s["setup_s"] + s["data_s"] + s["train_s"] + s["eval_s"] + s["io_s"]
     assert s["wall_s"] >= split > 0.9 * s["wall_s"]  # the split accounts for the wall time
     assert [p.name for p in folder.iterdir() if ".tmp" in p.name] == []
@@ -220,10 +223,11 @@ def test_a_checkpoint_of_another_spec_is_refused(reference, tmp_path):
     spec, _, folder = reference
     run_dir = tmp_path / "ckpt"
     run_dir.mkdir()
-    net = Transformer(ModelConfig(5, 22, 32, 2, 4))
-    other = tiny_spec(lr=1e-3)
-    torch.save(train._resume_state({"step": 3}, other, net, torch.optim.AdamW(net.parameters())),
-               resume_path(run_dir))
+    other = train.SweepSpec((tiny_spec(lr=1e-3),))
+    from qlf.tasks import get_task
+    _, stack, optimizer = train.build(other, get_task("addition", 6))
+    state = train._start(other, None, stack, optimizer, {}, ())
+    torch.save(train._resume_state(state, other, stack, optimizer, {}), resume_path(run_dir))
     with pytest.raises(ValueError, match="another run spec"):
         train_run(spec, tmp_path / "run.json", run_dir=run_dir, progress=False)
 
@@ -232,20 +236,20 @@ def test_a_checkpoint_of_another_spec_is_refused(reference, tmp_path):
 
 def test_nan_loss_stops_with_an_error_and_no_record(tmp_path, monkeypatch):
     calls = []
-    original = train.target_loss
+    original = train.member_losses
 
-    def nan_from_step_5(logits, targets):
-        calls.append(len(logits) == 32)  # training batches (validation batches hold 128)
-        loss = original(logits, targets)
-        return loss * float("nan") if sum(calls) >= 5 else loss
+    def nan_from_step_5(logits, targets, k, reduce=True):
+        calls.append(reduce)  # training steps reduce; validation passes sum
+        loss = original(logits, targets, k, reduce)
+        return loss * float("nan") if reduce and sum(calls) >= 5 else loss
 
-    monkeypatch.setattr(train, "target_loss", nan_from_step_5)
+    monkeypatch.setattr(train, "member_losses", nan_from_step_5)
     out, run_dir = tmp_path / "run.json", tmp_path / "ckpt"
     with pytest.raises(DivergedError, match="NaN or infinite"):
         train_run(tiny_spec(val_points=1), out, run_dir=run_dir, ckpt_every_s=0, progress=False)
     assert not out.exists()
     saved = torch.load(resume_path(run_dir), weights_only=True)  # only finite states are saved
-    assert saved["step"] == 4 and math.isfinite(saved["loss_sum"])
+    assert saved["step"] == 4 and math.isfinite(saved["loss_sum"][0])
 
 
 @pytest.mark.parametrize("changes,match", [

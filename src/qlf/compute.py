@@ -151,6 +151,12 @@ def _as_int(value: Any, key: str) -> int:
     return int(value)
 
 
+def _as_bool(value: Any, key: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{key}: expected true or false, got {value!r}")
+    return bool(value)
+
+
 def _as_str(value: Any, key: str) -> str:
     """Text (an unquoted YAML number such as precision 32 accepted as its digits)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -202,6 +208,8 @@ _RULES: dict[str, tuple] = {
     "val_curve_examples": (_as_int, lambda v: v >= 1, "an integer >= 1"),
     "min_steps": (_as_int, lambda v: v >= 1, "an integer >= 1"),
     "max_steps_cap": (_as_int, lambda v: v >= 1, "an integer >= 1"),
+    "name_seed": (_as_bool, lambda v: True, "true or false"),
+    "monitor": (_as_bool, lambda v: True, "true or false"),
 }
 
 
@@ -240,7 +248,8 @@ class RunSpec:
 
     seed is the data seed (held-out sets and training stream, shared by all runs of a task);
     model_seed initialises the weights. ctx and steps are the accounting results, stored so a
-    run never recomputes them differently.
+    run never recomputes them differently. name_seed puts the seed in run_id (configs that list
+    several seeds); monitor fits the quiet-feature probes during training (qlf.monitor).
     """
 
     task: str
@@ -270,6 +279,8 @@ class RunSpec:
     n_probe_test: int = 1000
     val_points: int = 20
     val_curve_examples: int = 256  # val examples of the curve's points before the last
+    name_seed: bool = False
+    monitor: bool = False
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -282,9 +293,10 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Unique among runs of one (task, size, budget), e.g. d64_L4_H4_lr0.001_B64."""
+        """Unique among runs of one (task, size, budget), e.g. d64_L4_H4_lr0.001_B64 (with
+        name_seed: d64_L4_H4_lr0.001_B64_s1)."""
         return (f"d{self.d_model}_L{self.n_layers}_H{self.n_heads}_lr{self.lr!r}"
-                f"_B{self.batch_size}")
+                f"_B{self.batch_size}" + (f"_s{self.seed}" if self.name_seed else ""))
 
     @property
     def warmup_steps(self) -> int:
@@ -391,11 +403,48 @@ DEFAULTS: dict = {
                  "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0,
                  "precision": "32", "norm_eps": 1e-5, "val_points": 20,
                  "val_curve_examples": 256, "min_steps": 1,
-                 "max_steps_cap": 100_000},
+                 "max_steps_cap": 100_000, "fuse": ["lr", "seed"], "monitor": False},
     "grid": {"d_model": [8, 16, 32, 64, 128, 256, 512], "n_layers": [4, 16], "n_heads": 4,
              "lr": [1e-1, 1e-2, 1e-3, 1e-4], "batch_size": [8, 64],
              "budgets": [9, 10, 11, 12, 13, 14, 15]},
 }
+
+
+SWEEP_KEYS = ("fuse", "monitor")  # training keys that are not RunSpec fields
+FUSABLE = ("lr", "seed")  # what the members of one sweep may differ in (qlf.sweep)
+
+
+def _seeds_value(value: Any) -> int | list[int]:
+    """`seed`: one data seed, or a list of distinct seeds (each run then once per seed, the seed
+    in its run_id)."""
+    if not isinstance(value, (list, tuple)):
+        return _check("seed", value, "seed")
+    seeds = [_check("seed", v, "seed") for v in value]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed: expected one seed or a non-empty list of distinct seeds, got "
+                         f"{value!r}")
+    return seeds
+
+
+def config_seeds(cfg: dict) -> list[int]:
+    """The data seeds of a validated config (the first also seeds the graph sample)."""
+    return cfg["seed"] if isinstance(cfg["seed"], list) else [cfg["seed"]]
+
+
+def _sweep_value(name: str, value: Any) -> Any:
+    key = f"training.{name}"
+    if name == "fuse":
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(v not in FUSABLE for v in items) or len(set(items)) != len(items):
+            raise ValueError(f"{key}: expected a list of distinct names out of {FUSABLE} "
+                             f"(what one training job trains together), got {value!r}")
+        return [v for v in FUSABLE if v in items]
+    if isinstance(value, (list, tuple)):  # monitor: a list of task names, or true / false
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{key}: expected true, false or a list of task names, got "
+                             f"{value!r}")
+        return list(value)
+    return _as_bool(value, key)
 
 
 def _mapping(value: Any, key: str, allowed: tuple | None = None) -> dict:
@@ -442,7 +491,7 @@ def validate_config(raw: dict) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     for section in PIPELINE_SECTIONS:  # read by the pipeline stages, which check them
         cfg[section] = copy.deepcopy(_mapping(raw.get(section), section))
-    cfg["seed"] = _check("seed", raw.get("seed", cfg["seed"]), "seed")
+    cfg["seed"] = _seeds_value(raw.get("seed", cfg["seed"]))
 
     graphs = _mapping(raw.get("graphs"), "graphs", ("dir", "keep"))
     cfg["graphs"]["dir"] = str(graphs.get("dir", cfg["graphs"]["dir"]))
@@ -454,8 +503,10 @@ def validate_config(raw: dict) -> dict:
         cfg["graphs"]["keep"][nodes] = frac
 
     for section, keys in (("data", DATA_KEYS), ("training", TRAINING_KEYS)):
-        for k, v in _mapping(raw.get(section), section, keys).items():
-            cfg[section][k] = _check(k, v, f"{section}.{k}")
+        allowed = keys + (SWEEP_KEYS if section == "training" else ())
+        for k, v in _mapping(raw.get(section), section, allowed).items():
+            cfg[section][k] = _sweep_value(k, v) if k in SWEEP_KEYS else \
+                _check(k, v, f"{section}.{k}")
     training = cfg["training"]
     if training["max_steps_cap"] < training["min_steps"]:
         raise ValueError(f"training.max_steps_cap: {training['max_steps_cap']} is below "
@@ -472,6 +523,10 @@ def validate_config(raw: dict) -> dict:
         raise ValueError("tasks: the config lists no tasks; add e.g. `tasks: {addition: "
                          "{size: 16}}`")
     cfg["tasks"] = {name: _task_entry(name, entry, cfg) for name, entry in tasks.items()}
+    monitored = training["monitor"]
+    if isinstance(monitored, list) and set(monitored) - set(cfg["tasks"]):
+        raise ValueError(f"training.monitor: {sorted(set(monitored) - set(cfg['tasks']))} are "
+                         f"not among the configured tasks {list(cfg['tasks'])}")
     _check_probed_tasks(cfg)
     return cfg
 
@@ -571,6 +626,8 @@ def _cells(cfg: dict, tasks: list[str] | None = None) -> Iterator[Cell]:
     training, data = cfg["training"], cfg["data"]
     options = {k: training[k] for k in TRAINING_KEYS if k not in ("min_steps", "max_steps_cap")}
     options.update(data)
+    seeds = config_seeds(cfg)
+    options["name_seed"] = isinstance(cfg["seed"], list)
     held_out = sum(data.values())
     for name, entry in cfg["tasks"].items():
         if tasks is not None and name not in tasks:
@@ -583,14 +640,16 @@ def _cells(cfg: dict, tasks: list[str] | None = None) -> Iterator[Cell]:
                 raise ValueError(f"data: the held-out and probe sets ({held_out} examples) do "
                                  f"not fit {name} size {size}, which has {space} instances")
             ctx = context_length(task)
-        combos = [(b, lr, d, n) for b in entry["batch_size"] for lr in entry["lr"]
-                  for d in entry["d_model"] for n in entry["n_layers"]]
+        combos = [(b, lr, d, n, seed) for b in entry["batch_size"] for lr in entry["lr"]
+                  for d in entry["d_model"] for n in entry["n_layers"] for seed in seeds]
+        monitor = training["monitor"] is True or (isinstance(training["monitor"], list)
+                                                  and name in training["monitor"])
         for k in entry["budgets"]:
             budget = float(10 ** k)
             runs = tuple(
-                make_spec(name, size, budget, d, n, entry["n_heads"], lr, b, cfg["seed"],
-                          ctx=ctx, space_size=space, **options)
-                for b, lr, d, n in combos
+                make_spec(name, size, budget, d, n, entry["n_heads"], lr, b, seed,
+                          ctx=ctx, space_size=space, monitor=monitor, **options)
+                for b, lr, d, n, seed in combos
                 if training["min_steps"] <= max_steps(budget, d, n, ctx, b)
                 <= training["max_steps_cap"])
             if not runs:
@@ -603,8 +662,8 @@ def _cells(cfg: dict, tasks: list[str] | None = None) -> Iterator[Cell]:
 
 def plan(config: dict | str | Path, tasks: list[str] | None = None) -> list[RunSpec]:
     """Every run of a config (or of the listed tasks only), in a stable order: tasks as listed,
-    budgets as listed, then batch × lr × d_model × n_layers in list order; only cells with
-    min_steps..cap steps."""
+    budgets as listed, then batch × lr × d_model × n_layers × seed in list order; only cells
+    with min_steps..cap steps."""
     cfg = _as_config(config)
     for name in tasks or ():
         if name not in cfg["tasks"]:

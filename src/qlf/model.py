@@ -11,6 +11,12 @@ ablations.md §11). Parameter names follow the reference's Meta layout (`tok_emb
 `layers.{i}.attention.wq`, `layers.{i}.feed_forward.w1`, `norm`, `output`), so its state dicts
 load; hook names follow TransformerLens (`blocks.{i}.hook_resid_post`).
 
+Members: a sweep trains K models of one shape as one stacked model (qlf.train). Its parameters
+carry a leading member dimension (K, ...) and are passed in with torch.func.functional_call; the
+rows of the batch are then K equal blocks, one per member. Only the layers that hold weights
+(Linear, Embedding, RMSNorm) need to know: attention, RoPE and the losses act per row anyway.
+With plain (unstacked) parameters every layer is the ordinary one.
+
 Hooks: `forward(ids, hooks={name: fn})` calls `fn(x, start)` at each named point, where x is the
 (B, t, d) activation of the positions being computed and `start` is the absolute position of
 x[:, 0] (0 in a full forward, the current position in cached decoding). A fn returns a replacement
@@ -81,8 +87,45 @@ def forward_flops_per_sequence(cfg: ModelConfig, length: int) -> int:
     return 2 * weights * length + attention
 
 
+def _member_blocks(x: torch.Tensor, members: int) -> torch.Tensor:
+    """x (K*B, ..., d) as (K, B*..., d): the rows of member k are the k-th block of the batch."""
+    if x.shape[0] % members:
+        raise ValueError(f"a batch of {x.shape[0]} rows does not split into {members} members")
+    return x.reshape(members, -1, x.shape[-1])
+
+
+class Linear(nn.Linear):
+    """nn.Linear (no bias) whose weight may be stacked (K, out, in): then one batched matmul
+    applies member k's weight to the k-th block of rows. K = 1 is the plain matmul."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.dim() == 2:
+            return F.linear(x, w)
+        if w.shape[0] == 1:
+            return F.linear(x, w[0])
+        out = torch.bmm(_member_blocks(x, w.shape[0]), w.transpose(1, 2))
+        return out.reshape(*x.shape[:-1], w.shape[1])
+
+
+class Embedding(nn.Embedding):
+    """nn.Embedding whose table may be stacked (K, vocab, d): row block k reads table k."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        if w.dim() == 2:
+            return F.embedding(ids, w)
+        members, vocab = w.shape[:2]
+        if len(ids) % members:
+            raise ValueError(f"a batch of {len(ids)} rows does not split into {members} members")
+        offset = torch.arange(members, device=ids.device).repeat_interleave(len(ids) // members)
+        return F.embedding(ids + vocab * offset.view(-1, *[1] * (ids.dim() - 1)),
+                           w.reshape(members * vocab, -1))
+
+
 class RMSNorm(nn.Module):
-    """x / rms(x) computed in float32, cast back to x's dtype, times a learnable gain."""
+    """x / rms(x) computed in float32, cast back to x's dtype, times a learnable gain (stacked
+    gains (K, d) scale the K row blocks)."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -90,7 +133,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), x.shape[-1:], eps=self.eps).type_as(x) * self.weight
+        y = F.rms_norm(x.float(), x.shape[-1:], eps=self.eps).type_as(x)
+        w = self.weight
+        if w.dim() == 1:
+            return y * w
+        return (_member_blocks(y, w.shape[0]) * w[:, None]).reshape(y.shape)
 
 
 def rope_table(cfg: ModelConfig) -> torch.Tensor:
@@ -131,10 +178,10 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
         d = cfg.d_model
-        self.wq = nn.Linear(d, d, bias=False)
-        self.wk = nn.Linear(d, d, bias=False)
-        self.wv = nn.Linear(d, d, bias=False)
-        self.wo = nn.Linear(d, d, bias=False)
+        self.wq = Linear(d, d, bias=False)
+        self.wk = Linear(d, d, bias=False)
+        self.wv = Linear(d, d, bias=False)
+        self.wo = Linear(d, d, bias=False)
 
     def forward(self, x, rope, start: int, cache: KVCache | None, layer: int):
         B, t, d = x.shape
@@ -160,9 +207,9 @@ class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d, hidden = cfg.d_model, cfg.ffn_hidden
-        self.w1 = nn.Linear(d, hidden, bias=False)
-        self.w2 = nn.Linear(hidden, d, bias=False)
-        self.w3 = nn.Linear(d, hidden, bias=False)
+        self.w1 = Linear(d, hidden, bias=False)
+        self.w2 = Linear(hidden, d, bias=False)
+        self.w3 = Linear(d, hidden, bias=False)
 
     def forward(self, x):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
@@ -198,10 +245,10 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.tok_embeddings = Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.output = Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.register_buffer("rope", rope_table(cfg), persistent=False)
         sites = ("hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
         self.hook_names = ("hook_embed",) + tuple(

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import qlf.compute
+import qlf.graphs
 import qlf.scaling
+import qlf.sweep
 import qlf.tasks
 from qlf.tasks import TASKS, GraphTask
 from snakemake.exceptions import WorkflowError
@@ -21,10 +23,20 @@ except ValueError as err:
 
 TASK_NAMES = list(CONFIG["tasks"])
 GRAPHS_DIR = CONFIG["graphs"]["dir"]
+# graph file names without .g6 (graph11c, perfect7, planar8c, eulerian9c: qlf.graphs)
+GRAPH_FILE_PATTERN = "|".join(c.stem.replace("{n}", r"\d+")
+                              for c in qlf.graphs.GRAPH_CLASSES.values())
 RESOURCES = CONFIG["resources"]
 
 RUN_RECORD = "results/runs/{task}/n{size}/C{exp}/{run_id}.json"
 RUN_CHECKPOINTS = "results/checkpoints/{task}/n{size}/C{exp}/{run_id}"
+# A sweep's resume checkpoint, and the finished records kept for reuse when the sweep grows
+# (both outside the declared outputs, so Snakemake never deletes them before a rerun).
+SWEEP_CHECKPOINTS = "results/checkpoints/{task}/n{size}/C{exp}/{sweep_id}"
+KEPT_RECORDS = "results/checkpoints/{task}/n{size}/C{exp}/kept"
+FUSE = CONFIG["training"]["fuse"]
+SEEDS = qlf.compute.config_seeds(CONFIG)
+SEED_IN_RUN_ID = isinstance(CONFIG["seed"], list)
 MODEL_FINAL = "results/models/{task}/n{size}/C{exp}/{run_id}/weights_final.pt"
 MODEL_STEPS = "results/models/{task}/n{size}/C{exp}/{run_id}/steps"
 
@@ -38,8 +50,14 @@ wildcard_constraints:
     size=r"\d+",
     exp=r"\d+",
     n=r"\d+",
-    run_id=r"d\d+_L\d+_H\d+_lr[0-9.e+-]+_B\d+",
+    run_id=r"d\d+_L\d+_H\d+_lr[0-9.e+-]+_B\d+(_s\d+)?",
     step=r"\d+",
+    d_model=r"\d+",
+    n_layers=r"\d+",
+    n_heads=r"\d+",
+    batch_size=r"\d+",
+    lr=r"[0-9.e+-]+",
+    seed=r"\d+",
 
 
 def is_graph_task(task):
@@ -47,7 +65,9 @@ def is_graph_task(task):
 
 
 def graph_file(task):
-    return f"{GRAPHS_DIR}/graph{CONFIG['tasks'][task]['size']}c.g6"
+    """The task's graph file: its class (TASKS[task].graph_class) on its number of nodes."""
+    name = qlf.graphs.graph_file_name(CONFIG["tasks"][task]["size"], TASKS[task].graph_class)
+    return f"{GRAPHS_DIR}/{name}"
 
 
 @functools.cache
@@ -60,7 +80,7 @@ def task_runs(task):
     plan waits for the graphs checkpoint; a pinned ctx plans without it."""
     entry = CONFIG["tasks"][task]
     if entry["ctx"] is None and is_graph_task(task):
-        checkpoints.graphs.get(n=entry["size"])
+        checkpoints.graphs.get(graph_file=Path(graph_file(task)).stem)
     return _plan(task)
 
 
@@ -86,6 +106,58 @@ def run_spec(wildcards):
                         f"(see `qlf plan`)")
 
 
+def sweep_id_pattern():
+    """A sweep's name as a wildcard pattern: the run_id without its fused parts."""
+    return ("d{d_model}_L{n_layers}_H{n_heads}" + ("" if "lr" in FUSE else "_lr{lr}")
+            + "_B{batch_size}" + ("" if "seed" in FUSE or not SEED_IN_RUN_ID else "_s{seed}"))
+
+
+def sweep_outputs(task):
+    """The record paths of one training job of `task`: one per member, the fused values (its
+    learning rates, its seeds) written out, everything else a wildcard."""
+    lrs = [repr(lr) for lr in CONFIG["tasks"][task]["lr"]] if "lr" in FUSE else ["{lr}"]
+    seeds = [""]
+    if SEED_IN_RUN_ID:
+        seeds = [f"_s{seed}" for seed in SEEDS] if "seed" in FUSE else ["_s{seed}"]
+    return [f"results/runs/{{task}}/n{{size}}/C{{exp}}/d{{d_model}}_L{{n_layers}}_H{{n_heads}}"
+            f"_lr{lr}_B{{batch_size}}{seed}.json" for lr in lrs for seed in seeds]
+
+
+@functools.cache
+def _sweeps(task):
+    return qlf.sweep.group_sweeps(task_runs(task), FUSE)
+
+
+def sweep_of(wildcards):
+    """The sweep behind a training job; a job outside the config's plan is an error."""
+    paths = {p.format(**wildcards) for p in sweep_outputs(wildcards.task)}
+    for sweep in _sweeps(wildcards.task):
+        if {record_path(m) for m in sweep.members} == paths:
+            return sweep
+    raise WorkflowError(f"{sorted(paths)[0]} is not a run of the config's plan (see `qlf plan`)")
+
+
+def sweep_checkpoints(wildcards):
+    return SWEEP_CHECKPOINTS.format(sweep_id=sweep_of(wildcards).sweep_id, **wildcards)
+
+
+def kept_records(wildcards):
+    return KEPT_RECORDS.format(**wildcards)
+
+
+def sweep_runtime(wildcards):
+    """SLURM minutes of a sweep: start-up plus all members' FLOPs at a conservative
+    throughput, doubled."""
+    sweep = sweep_of(wildcards)
+    seconds = RESOURCES.get("startup_s", 60) + sweep.flops / RESOURCES.get("flops_per_s", 2e9)
+    return max(5, math.ceil(2 * seconds / 60))
+
+
+def sweep_mem_mb(wildcards):
+    sweep = sweep_of(wildcards)
+    return _mem_mb(sweep.first, sweep.k)
+
+
 def train_inputs(wildcards):
     return [graph_file(wildcards.task)] if is_graph_task(wildcards.task) else []
 
@@ -98,10 +170,14 @@ def train_runtime(wildcards):
 
 
 def train_mem_mb(wildcards):
-    spec = run_spec(wildcards)
+    return _mem_mb(run_spec(wildcards), 1)
+
+
+def _mem_mb(spec, members):
+    """Parameters with their gradients and AdamW state, and activations, of `members` models."""
     params = 12 * spec.n_layers * spec.d_model**2
     activations = spec.batch_size * spec.n_layers * spec.d_model * 160 * 16
-    return 1500 + math.ceil(16 * (params + activations) / 2**20)
+    return 1500 + math.ceil(16 * members * (params + activations) / 2**20)
 
 
 def probe_target(task):
