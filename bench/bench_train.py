@@ -6,7 +6,7 @@ end-to-end wall time of whole `qlf train` runs.
 Addition with 16-bit operands (52 tokens per example), batch 64, one process. MFU = tokens/s x
 6·F / (fp32 matmul peak measured here with the same threads), with the paper's F = 12·L·d² +
 L·ctx·d (the model's exact matmul count differs by < 1%). ms/step is the median of timed steps
-after warm-up steps, measured through qlf.train.train_step (the loop train_run runs).
+after warm-up steps, measured through qlf.train.train_step (the loop of a sweep of one).
 Whole runs: total_s = the `qlf train` process; startup = before train_run (torch import, ctx);
 setup_s = train_run's set-up (Lightning import, model); then data, train and eval seconds.
 """
@@ -27,6 +27,7 @@ from qlf.compute import flops_per_token, make_spec
 from qlf.data import Stream
 from qlf.model import masked_targets, target_loss
 from qlf.tasks import get_task
+from qlf.sweep import SweepSpec
 from qlf.train import build, train_step
 
 TASK, SIZE, BATCH, CTX = "addition", 16, 64, 52.0
@@ -62,7 +63,7 @@ def _spec(d: int, layers: int, batch: int):
 def raw_step_times(d: int, layers: int, batch: int, warmup: int, timed: int) -> list[float]:
     """The same step in plain PyTorch (no Lightning), for the framework's overhead."""
     task, batches = _batches(warmup + timed, batch)
-    _, net, _, _ = build(_spec(d, layers, batch), task)
+    net = build(SweepSpec((_spec(d, layers, batch),)), task)[1].member(0).train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.95),
                                   weight_decay=0.1, fused=True)
     times = []
@@ -82,11 +83,12 @@ def raw_step_times(d: int, layers: int, batch: int, warmup: int, timed: int) -> 
 def fabric_step_times(d: int, layers: int, batch: int, warmup: int, timed: int) -> list[float]:
     spec = _spec(d, layers, batch)
     task, batches = _batches(warmup + timed, batch)
-    fabric, _, model, optimizer = build(spec, task)
+    fabric, stack, optimizer = build(SweepSpec((spec,)), task)
+    lr = torch.tensor([1e-3])
     times = []
     for i, (ids, targets) in enumerate(batches):
         t = time.perf_counter()
-        float(train_step(fabric, model, optimizer, ids, targets, 1e-3, 1.0))
+        float(train_step(fabric, stack, optimizer, ids, targets, lr)[0])
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return times
@@ -103,7 +105,7 @@ def trainer_step_times(d: int, layers: int, batch: int, warmup: int, timed: int)
     warnings.filterwarnings("ignore", module="lightning")  # srun hints, deprecations
 
     task, batches = _batches(warmup + timed, batch)
-    _, net, _, _ = build(_spec(d, layers, batch), task)
+    net = build(SweepSpec((_spec(d, layers, batch),)), task)[1].member(0).train()
 
     class Module(L.LightningModule):
         def __init__(self):

@@ -21,6 +21,7 @@ from qlf.compute import flops_per_token, make_spec
 from qlf.data import Stream
 from qlf.model import ModelConfig, Transformer, greedy_decode, masked_targets
 from qlf.tasks import get_task
+from qlf.sweep import SweepSpec
 from qlf.train import build, train_run, train_step
 
 TASK, SIZE, BATCH, CTX = "addition", 16, 64, 52.0
@@ -63,15 +64,16 @@ def step_times(d: int, layers: int, precision: str, warmup: int = 10, timed: int
                      max_steps_cap=10**12)  # only the shape matters here
     task = get_task(TASK, SIZE)
     ex = Stream(task, 0).examples("train", 0, (warmup + timed) * BATCH, features=False)
-    fabric, _, model, optimizer = build(spec, task)
+    fabric, stack, optimizer = build(SweepSpec((spec,)), task)
+    lr = torch.tensor([1e-3], device=fabric.device)
     ids = torch.from_numpy(ex.ids).to(fabric.device).long()
     targets = masked_targets(ids, torch.from_numpy(ex.loss_mask).to(fabric.device))
     times = []
     for i in range(warmup + timed):
         torch.cuda.synchronize()
         t = time.perf_counter()
-        train_step(fabric, model, optimizer, ids[i * BATCH:(i + 1) * BATCH],
-                   targets[i * BATCH:(i + 1) * BATCH], 1e-3, 1.0)
+        train_step(fabric, stack, optimizer, ids[i * BATCH:(i + 1) * BATCH],
+                   targets[i * BATCH:(i + 1) * BATCH], lr)
         torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t)

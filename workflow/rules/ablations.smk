@@ -15,7 +15,7 @@ rule ablate_feature:
         top_k=ABLATIONS.get("top_k", 1),
         n_random=ABLATIONS.get("n_random", 32),
         n_boot=ABLATIONS.get("n_boot", 1000),
-        seed=CONFIG["seed"],
+        seed=SEEDS[0],
     resources:
         runtime=120,
         mem_mb=4000,
@@ -37,11 +37,19 @@ rule ablation_summary:
             for feature in ablation_features(task)
         ],
     output:
-        table="results/ablations/summary.csv",
+        table=report(
+            "results/ablations/summary.csv",
+            caption="../report/ablations_table.rst",
+            category="Ablations",
+            subcategory="Tables",
+            labels={"table": "ablation summary"},
+        ),
         pdf=report(
             "results/plots/ablations.pdf",
             caption="../report/ablations.rst",
             category="Ablations",
+            subcategory="Figures",
+            labels={"figure": "ablations"},
         ),
     resources:
         runtime=10,

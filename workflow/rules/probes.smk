@@ -153,12 +153,18 @@ rule quiet_loud:
         random=expand("results/probes/{task}/random", task=PROBE_TASKS),
         transitions="results/scaling/transitions.csv",
     output:
-        "results/probes/quiet_loud.csv",
+        report(
+            "results/probes/quiet_loud.csv",
+            caption="../report/quiet_loud_table.rst",
+            category="Probes",
+            subcategory="Tables",
+            labels={"table": "quiet or loud"},
+        ),
     params:
         tasks=PROBE_TASKS,
         n_boot=CONFIG["probes"].get("n_boot", 1000),
         alpha=CONFIG["probes"].get("alpha", 0.05),
-        seed=CONFIG["seed"],
+        seed=SEEDS[0],
     resources:
         runtime=10,
         mem_mb=2000,
@@ -184,15 +190,26 @@ rule plot_probes:
             probe_model(task, probe_target(task), RUN_RECORD) for task in PROBE_TASKS
         ],
     output:
+        grid=report(
+            "results/plots/quiet_loud_grid.pdf",
+            caption="../report/quiet_loud_grid.rst",
+            category="Probes",
+            subcategory="Figures",
+            labels={"figure": "1. quiet/loud grid"},
+        ),
         quiet_loud=report(
             "results/plots/quiet_loud_features.pdf",
             caption="../report/quiet_loud.rst",
             category="Probes",
+            subcategory="Figures",
+            labels={"figure": "2. probes across compute"},
         ),
         within=report(
             "results/plots/within_run_probes.pdf",
             caption="../report/within_run.rst",
             category="Probes",
+            subcategory="Figures",
+            labels={"figure": "3. probes within one run"},
         ),
     resources:
         runtime=10,
