@@ -18,8 +18,9 @@ for rev in "$old" "$new"; do
   git -C "$dir" checkout -q "$rev"
   cp "$repo/$config" "$dir/bench_config.yaml"  # the same config file for both
   start=$(date +%s.%N)
-  (cd "$dir" && PYTHONPATH="$dir/src" snakemake --cores "$cores" --configfile bench_config.yaml \
-      "$target" > snakemake.log 2>&1)
+  # the target goes before --configfile, which would take it as a second config file
+  (cd "$dir" && PYTHONPATH="$dir/src" snakemake "$target" --cores "$cores" \
+      --configfile bench_config.yaml > snakemake.log 2>&1)
   secs[$rev]=$(python3 -c "import time; print(f'{time.time() - $start:.0f}')")
   jobs[$rev]=$(grep -c "^Finished job" "$dir/snakemake.log" || grep -c "Finished jobid" "$dir/snakemake.log")
   runs=$(find "$dir/results/runs" -name '*.json' | wc -l)

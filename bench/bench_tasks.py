@@ -2,10 +2,12 @@
 
     python bench/bench_tasks.py [--batch 65536] [--repeats 3] [--graphs-dir resources/graphs]
                                 [--tasks addition multiplication ...] [--no-features]
+                                [--graph-size N]
 
 One thread (BLAS/OpenMP pools pinned to 1 before numpy loads), the paper's size of each task,
 random class numbers and salts, best of `--repeats` timed calls after one warm-up call. Graph
-tasks need `graph{n}c.g6` in the graphs directory and are skipped with a note when it is missing.
+tasks (at `--graph-size` nodes if given) need their graph file (graph{n}c.g6, perfect{n}.g6, ...)
+in the graphs directory and are skipped with a note when it is missing.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def main(argv=None) -> None:
     parser.add_argument("--graphs-dir", type=Path, default=DEFAULT_GRAPHS_DIR)
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--no-features", action="store_true", help="ids and loss mask only")
+    parser.add_argument("--graph-size", type=int, default=None,
+                        help="nodes of every graph task (default: each task's default size)")
     args = parser.parse_args(argv)
 
     print(f"batch {args.batch}, best of {args.repeats}, one thread, "
@@ -53,14 +57,17 @@ def main(argv=None) -> None:
     for name in args.tasks:
         cls = TASKS[name]
         size = getattr(cls, "default_size", None)
-        if issubclass(cls, GraphTask) and size is not None:
-            graph_file = Path(args.graphs_dir) / f"graph{size}c.g6"
+        is_graph = issubclass(cls, GraphTask)
+        if is_graph and args.graph_size is not None:
+            size = args.graph_size
+        if is_graph and size is not None:
+            graph_file = cls(size, graphs_dir=args.graphs_dir).graph_path  # opens nothing
             if not graph_file.exists():
                 print(f"{name:34s} {size!s:>5s} {'-':>7s} {'-':>12s}  skipped: {graph_file} "
-                      f"missing (make it with geng, or pass --graphs-dir)")
+                      f"missing (make it with `qlf graphs`, or pass --graphs-dir)")
                 continue
         try:
-            task = get_task(name, graphs_dir=args.graphs_dir)
+            task = get_task(name, size, graphs_dir=args.graphs_dir)
             rate = bench_one(task, args.batch, args.repeats, not args.no_features)
         except Exception as err:  # a task that cannot be built yet is reported, not fatal
             print(f"{name:34s} {size!s:>5s} {'-':>7s} {'-':>12s}  skipped: "

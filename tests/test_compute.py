@@ -390,7 +390,7 @@ def test_smoke_config_plans_every_task_within_its_space(graphs6):
     cfg = load_config(CONFIG / "smoke.yaml")
     cfg["graphs"]["dir"] = str(graphs6)
     runs = plan(cfg)
-    assert {s.task for s in runs} == set(PAPER_COUNTS)
+    assert {s.task for s in runs} == set(cfg["tasks"]) >= set(PAPER_COUNTS)  # + extra tasks
     for s in runs:  # also checked inside plan; here against the data layer itself
         task = get_task(s.task, s.size, graphs_dir=graphs6)
         layout = Layout(s.n_val, s.n_test, s.n_probe_train, s.n_probe_test)
@@ -406,3 +406,16 @@ def test_default_config_is_valid_and_covers_all_tasks():
     non_graph = {k: v for k, v in cfg["tasks"].items() if not k.startswith("graph_")}
     runs = plan({**cfg, "tasks": non_graph})
     assert all(1 <= s.steps <= 100_000 for s in runs) and len(runs) > 0
+
+
+def test_ctx_of_a_two_answer_task_runs_to_its_last_scored_token():
+    """repeated_addition scores both segments: ctx is the whole sequence up to the last EOS, not
+    the first (for one-answer tasks the two are the same)."""
+    for name, size in (("repeated_addition", 4), ("addition", 4)):
+        task = get_task(name, size)
+        ex = Stream(task, seed=42, layout=Layout(0, 0, 0, 0)).examples(
+            "train", count=min(4096, task.space_size), features=False)
+        want = np.mean([max(i for i, m in enumerate(row) if m) + 1 for row in ex.loss_mask])
+        assert context_length(task) == pytest.approx(want)
+    first_eos = np.argmax(ex.ids == task.eos_id, axis=1) + 1  # addition: the first EOS
+    assert context_length(get_task("addition", 4)) == pytest.approx(first_eos.mean())

@@ -348,11 +348,33 @@ def test_greedy_decode_rejects_bad_eq_positions():
     model = make_model()
     ids = random_ids(2, T)
     with pytest.raises(ValueError):
-        greedy_decode(model, ids, [0, 3])
+        greedy_decode(model, ids, [-1, 3])
     with pytest.raises(ValueError):
         greedy_decode(model, ids, [3, T + 1])
     with pytest.raises(ValueError):
         greedy_decode(model, ids, [3, 3, 3])
+
+
+def test_a_row_that_starts_with_eq_is_decoded_from_its_eq():
+    """eq_pos 0 (an empty input, e.g. the edgeless graph): the '=' is given, as a prompt of one."""
+    model = make_model()
+    ids = random_ids(2, T)
+    assert torch.equal(greedy_decode(model, ids, [0, 4])[0], greedy_decode(model, ids, [1, 4])[0])
+    assert torch.equal(greedy_decode(model, ids, [0, 4])[0, :1], ids[0, :1])
+
+
+def test_given_positions_are_fed_from_the_data_not_generated():
+    """A second segment's prompt (repeated_addition) is teacher-forced: `given` positions are the
+    data's tokens, and what follows them is decoded from those tokens."""
+    model = make_model()
+    ids = random_ids(3, T)
+    given = torch.zeros(3, T, dtype=torch.bool)
+    given[:, 7:9] = True
+    out = greedy_decode(model, ids, [4, 4, 4], given=given)
+    assert torch.equal(out[:, 7:9], ids[:, 7:9]) and torch.equal(out[:, :4], ids[:, :4])
+    free = greedy_decode(model, ids, [4, 4, 4])
+    assert torch.equal(out[:, :7], free[:, :7])  # before the given span nothing changes
+    assert torch.equal(greedy_decode(model, ids, [9, 9, 9])[:, 9], out[:, 9])
 
 
 def test_greedy_decode_runs_under_bf16_autocast():

@@ -1,6 +1,7 @@
 """The real Snakemake DAG: the smoke config end to end, the paper grid's dry run, rerun triggers,
 config errors. Each test works in a temporary copy of the workflow."""
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -126,27 +127,87 @@ def test_smoke_pipeline_probes_and_ablations(smoke):
         assert (work / f"results/plots/{pdf}.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_smoke_pipeline_early_warning(smoke):
+    """One row per monitored task's frontier run and feature; the records carry the curves."""
+    import pandas as pd
+
+    from qlf.tasks import get_task
+
+    work, _ = smoke
+    cfg = yaml.safe_load((work / "config/smoke.yaml").read_text())
+    table = pd.read_csv(work / "results/monitor/early_warning.csv")
+    assert set(table.task) == set(cfg["training"]["monitor"])
+    for task in cfg["training"]["monitor"]:
+        frontier = pd.read_csv(work / f"results/scaling/{task}_frontier.csv")
+        features = [f.name for f in get_task(task, cfg["tasks"][task]["size"]).features]
+        mine = table[table.task == task]
+        assert sorted(map(tuple, mine[["run_id", "feature"]].values)) == sorted(
+            (r, f) for r in frontier.run_id for f in features)
+        for path in frontier.path:
+            monitor = json.loads((work / path).read_text())["summary"]["monitor"]
+            assert set(monitor) == set(features)
+            steps = [s for s, _ in next(iter(monitor[features[0]].values()))]
+            assert steps[0] == 0 and len(steps) >= 2
+    assert table.verdict.isin(["probe first", "together", "val first", "probe only",
+                               "val only", "neither"]).all()
+    assert (work / "results/plots/early_warning.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_smoke_report_holds_every_figure_and_table(smoke, tmp_path):
+    import base64
+
+    work, _ = smoke
+    report = tmp_path / "report.html"
+    snakemake(work, "--report", str(report), "--configfile", "config/smoke.yaml")
+    html = report.read_text()
+    figures = sorted((work / "results/plots").rglob("*.p[dn][fg]"))
+    tables = [work / "results/scaling/transitions.csv", work / "results/probes/quiet_loud.csv",
+              work / "results/ablations/summary.csv",
+              *sorted((work / "results/scaling").glob("*_frontier.csv"))]
+    assert len(figures) == 5 + len(yaml.safe_load((work / "config/smoke.yaml").read_text())
+                                   ["tasks"])  # 4 PDFs + the grid + one PNG per task
+    for path in figures + tables:  # embedded byte for byte (a data URI), not linked
+        assert base64.b64encode(path.read_bytes()).decode() in html, path
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)  # self-contained
+    captions = sorted((work / "workflow/report").glob("*.rst"))
+    assert html.count("What to look for") >= len(captions)
+    for caption in captions:  # each caption's first words, as rendered
+        assert " ".join(caption.read_text().split()[:3]) in html, caption.name
+
+
 def test_smoke_rerun_is_a_no_op(smoke):
     work, _ = smoke
     out = snakemake(work, "-n", "--configfile", "config/smoke.yaml").stdout
     assert "Nothing to be done" in out
 
 
-def test_adding_a_learning_rate_reruns_only_that_task(smoke, tmp_path):
+def test_adding_a_learning_rate_reruns_only_that_task_and_trains_only_the_new_runs(smoke,
+                                                                                   tmp_path):
     work, _ = smoke
     shutil.copytree(work, tmp_path / "w", symlinks=True)
     w = tmp_path / "w"
+    runs = w / "results/runs/addition"
+    before = {p: p.read_text() for p in runs.rglob("*.json")}
+    assert before and all(json.loads(t)["summary"]["sweep"]["k"] == 2 for t in before.values())
 
     def add_lr(cfg):
-        cfg["tasks"]["addition"]["lr"] = [1.0e-2, 3.0e-3]
+        cfg["tasks"]["addition"]["lr"] = [1.0e-2, 3.0e-3, 1.0e-3]
     set_config(w, "smoke.yaml", add_lr)
     out = snakemake(w, "-n", "--configfile", "config/smoke.yaml").stdout
     counts = job_counts(out)
-    assert counts.get("train") == 4  # 2 budgets x 2 widths with the new lr
+    assert counts.get("train_addition") == 4  # 2 budgets x 2 widths: every sweep grows
+    assert not any(k.startswith("train_") and k != "train_addition" for k in counts)
     assert counts.get("collect_runs") == 1 and counts.get("frontier") == 1
     assert counts.get("transitions") == 1 and counts.get("plot_scaling_law") == 1
     trained = set(re.findall(r"output: (results/runs/\S+)", out))
     assert trained and all(p.startswith("results/runs/addition/") for p in trained)
+    # Run the grown sweeps: the kept members' records come back unchanged (timings included),
+    # and only the new learning rate was trained, alone.
+    snakemake(w, "results/scaling/addition.csv", "--cores", "2", "--configfile",
+              "config/smoke.yaml")
+    assert {p: p.read_text() for p in before} == before
+    new = [json.loads(p.read_text()) for p in runs.rglob("*lr0.001_*.json")]
+    assert len(new) == 4 and all(r["summary"]["sweep"]["k"] == 1 for r in new)
 
 
 def test_changing_a_plot_option_reruns_only_the_plot(smoke, tmp_path):
@@ -158,13 +219,14 @@ def test_changing_a_plot_option_reruns_only_the_plot(smoke, tmp_path):
     assert counts == {"plot_scaling_law": 1, "all": 1}
 
 
-def test_forcing_one_record_reruns_one_run(smoke):
+def test_forcing_one_record_reruns_its_sweep(smoke):
     work, _ = smoke
     record = next((work / "results/runs/addition").rglob("*.json")).relative_to(work)
     # the target goes before --configfile, which would take it as a second config file
     out = snakemake(work, "-n", str(record), "--force", "--configfile",
                     "config/smoke.yaml").stdout
-    assert job_counts(out) == {"train": 1}
+    assert job_counts(out) == {"train_addition": 1}
+    assert len(re.findall(r"output: (results/runs/\S+)", out)[0].split(",")) == 2
 
 
 def test_paper_grid_dry_run_plans_the_reference_run_counts(tmp_path):
@@ -172,12 +234,13 @@ def test_paper_grid_dry_run_plans_the_reference_run_counts(tmp_path):
     out = snakemake(work, "-n", "--configfile", "config/paper.yaml", "--quiet", "rules",
                     timeout=600).stdout
     counts = job_counts(out)
-    assert counts["train"] == 6660
+    # 6,660 runs in 1,665 sweeps: a sweep holds the four learning rates of one cell
+    assert sum(n for rule, n in counts.items() if rule.startswith("train_")) == 1665
     assert counts["collect_runs"] == 10 and counts["plot_scaling_law"] == 1
 
 
 @pytest.mark.parametrize("edit, key", [
-    (lambda c: c["tasks"].update(sorting={"size": 4}), "sorting"),
+    (lambda c: c["tasks"].update(no_such_task={"size": 4}), "unknown task 'no_such_task'"),
     (lambda c: c["grid"].update(lr=[-1.0e-3]), "lr"),
     (lambda c: c["grid"].update(d_model=[10]), "d_model"),
     (lambda c: c["grid"].update(budgets=[3]), "budgets"),

@@ -67,7 +67,7 @@ def test_without_png_dir_only_the_pdf_is_written(tmp_path):
 
 
 def test_panels_axes_labels_and_layout():
-    tasks = list(TASKS)
+    tasks = list(TASK_TITLES)  # the paper's ten (other registered tasks are titled by name)
     front = synthetic_frontier(tasks)
     fig, panels = scaling_law_figure(front, transitions(front))
     assert len(fig.axes) == 2 * len(tasks) and set(panels) == set(tasks)
@@ -156,3 +156,64 @@ def test_task_selection_and_bad_input(tmp_path):
     with pytest.raises(ValueError, match="png_dpi"):
         plot_scaling_law(front, None, tmp_path / "x.pdf", png_dpi=0)
     assert not (tmp_path / "x.pdf").exists()
+
+
+def synthetic_runs(tasks, seed=1):
+    """Every run of a small grid: three widths x two depths x two lrs per budget."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for task in tasks:
+        for budget in BUDGETS:
+            for d_model in (16, 32, 64):
+                for n_layers in (2, 4):
+                    for lr in (1e-3, 3e-3):
+                        rows.append(dict(task=task, size=TASKS[task].default_size, budget=budget,
+                                         d_model=d_model, n_layers=n_layers, lr=lr,
+                                         val_loss=float(rng.uniform(0.1, 1.0)),
+                                         test_acc=float(rng.uniform(0, 1))))
+    runs = pd.DataFrame(rows)
+    runs.loc[3, "val_loss"] = np.nan  # a diverged run
+    return runs
+
+
+def test_every_run_is_a_point_coloured_by_its_shape():
+    tasks = ["addition", "graph_path"]
+    runs = synthetic_runs(tasks)
+    fig, panels = scaling_law_figure(synthetic_frontier(tasks), None, runs_df=runs)
+    colour_of = {}
+    for task, (loss_ax, acc_ax) in panels.items():
+        mine = runs[runs.task == task]
+        for ax, y in ((loss_ax, "val_loss"), (acc_ax, "test_acc")):
+            (points,) = ax.collections
+            drawn = mine[np.isfinite(mine[y])]  # a diverged run has no point
+            np.testing.assert_allclose(np.asarray(points.get_offsets(), float),
+                                       drawn[["budget", y]].to_numpy(float))
+            colours = points.get_facecolors()[:, :3]
+            assert len(colours) == len(drawn)
+            for shape, colour in zip(zip(drawn.d_model, drawn.n_layers), colours):
+                colour_of.setdefault(shape, tuple(np.round(colour, 6)))
+                assert colour_of[shape] == tuple(np.round(colour, 6))  # one colour per shape
+            # the frontier is drawn over the points
+            assert all(line.get_zorder() > points.get_zorder() for line in ax.get_lines()
+                       if line.get_label() == "compute-optimal")
+    assert len(set(colour_of.values())) == 6
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "d16 L2", "d16 L4", "d32 L2", "d32 L4", "d64 L2", "d64 L4"]  # by parameter count
+
+
+def test_runs_legend_stays_on_the_page_and_pngs_have_the_runs(tmp_path):
+    tasks = ["addition"]
+    runs = synthetic_runs(tasks)
+    fig, panels = scaling_law_figure(synthetic_frontier(tasks), None, runs_df=runs)
+    fig.draw_without_rendering()  # lays out the labels
+    (legend,) = fig.legends
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0
+    acc_ax = panels["addition"][1]
+    assert box.y1 <= acc_ax.xaxis.label.get_window_extent().y0  # under the x label
+    written = plot_scaling_law(synthetic_frontier(tasks), None, tmp_path / "s.pdf",
+                               png_dir=tmp_path, runs_df=runs, png_dpi=40)
+    assert written[1].read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="runs: missing columns.*d_model"):
+        scaling_law_figure(synthetic_frontier(tasks), None, runs_df=runs.drop(columns="d_model"))

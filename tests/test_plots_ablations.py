@@ -81,3 +81,43 @@ def test_missing_ci_and_bad_input(tmp_path, summary):
         plot_ablations(pd.concat([summary, summary.iloc[:1]]), tmp_path / "x.pdf")
     with pytest.raises(ValueError, match="empty"):
         plot_ablations(summary.iloc[:0], tmp_path / "x.pdf")
+
+
+def test_several_seeds_bar_is_their_mean_and_each_seed_a_dot_with_its_ci(summary):
+    seeds = [summary.assign(seed=s, ablated_acc=summary.ablated_acc - 0.1 * s,
+                            ablated_acc_lo=summary.ablated_acc_lo - 0.1 * s,
+                            ablated_acc_hi=summary.ablated_acc_hi - 0.1 * s) for s in range(3)]
+    table = pd.concat(seeds, ignore_index=True).sample(frac=1, random_state=0)  # any row order
+    fig, panels = ablations_figure(table)
+    assert "3 seeds" in fig._suptitle.get_text()
+    for task, ax in panels.items():
+        rows = summary[summary.task == task]
+        heights = [p.get_height() for p in ax.patches]
+        expected = [v + (-0.1 if cond == "ablated" else 0.0)  # mean of 0, -0.1, -0.2
+                    for cond in ("baseline", "ablated", "control") for v in rows[f"{cond}_acc"]]
+        np.testing.assert_allclose(heights, expected)
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(rows.feature)
+        dots = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert len(dots) == 3 * 3  # a dot series per condition and seed
+        ys = sorted(np.round(y, 9) for c in dots for y in c.lines[0].get_ydata())
+        want = sorted(np.round(v - (0.1 * s if cond == "ablated" else 0), 9)
+                      for cond in ("baseline", "ablated", "control") for s in range(3)
+                      for v in rows[f"{cond}_acc"])
+        assert ys == want
+        spans = sorted(tuple(np.round(seg[:, 1], 9)) for c in dots
+                       for seg in c.lines[2][0].get_segments())
+        cis = sorted(tuple(np.round((lo - (0.1 * s if cond == "ablated" else 0),
+                                     hi - (0.1 * s if cond == "ablated" else 0)), 9))
+                     for cond in ("baseline", "ablated", "control") for s in range(3)
+                     for lo, hi in zip(rows[f"{cond}_acc_lo"], rows[f"{cond}_acc_hi"]))
+        assert spans == cis
+    with pytest.raises(ValueError, match=r"\(task, feature, seed\) repeats"):
+        ablations_figure(pd.concat([table, table.iloc[:1]]))
+
+
+def test_one_seed_column_draws_as_without_it(summary):
+    plain, _ = ablations_figure(summary)
+    seeded, _ = ablations_figure(summary.assign(seed=7))
+    for a, b in zip(plain.axes, seeded.axes):
+        assert [p.get_height() for p in a.patches] == [p.get_height() for p in b.patches]
+        assert len(b.containers) == len(a.containers)

@@ -141,3 +141,44 @@ def test_within_run_shows_the_runs_val_curve(tmp_path, tables):
     assert pdf_subject(out)[0] == 2
     with pytest.raises(ValueError, match="val curves: missing columns"):
         within_run_figures(within, baseline, val.drop(columns="val_loss"))
+
+
+def test_quiet_loud_grid_shows_the_advantage_over_random_inits(tmp_path, tables):
+    from matplotlib.patches import Rectangle
+
+    from qlf.plots import plot_quiet_loud_grid, quiet_loud_grid
+
+    across, baseline, _, _, transitions = tables
+    verdicts = pd.DataFrame([dict(task=t, feature=f, group=g, verdict=v, onset_budget=o)
+                             for t, fs in FEATURES.items() for f in fs
+                             for g, v, o in (("beginning", "quiet", 1e10),
+                                             ("middle", "loud", 1e12),
+                                             ("end", "neither", np.nan))])
+    fig, panels = quiet_loud_grid(across, baseline, verdicts, transitions)
+    assert list(panels) == ["addition", "graph_breadth_first_search"]
+    groups = {"beginning": [0, 1], "middle": [2, 3], "end": [4, 5]}
+    ax, table = panels["addition"]
+    assert list(table.index) == [(f, g) for f in FEATURES["addition"] for g in groups]
+    assert list(table.columns) == BUDGETS
+    # seeds 0 and 1 give the random-init level (0.69 + 0.70) / 2 at the best layer (layer 0)
+    want = [[0.695 - np.mean([true_loss(b, r) for r in groups[g]]) for b in BUDGETS]
+            for _, g in table.index]
+    np.testing.assert_allclose(table.to_numpy(), want, rtol=1e-9)
+    (mesh,) = ax.collections  # the heatmap's cells, row by row
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(table.shape), want)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "retrieve_first_op · beginning  [quiet]"
+    assert labels[4] == "carry · middle  [loud]" and labels[5] == "carry · end  [neither]"
+    # gold boxes on the onset cells: column of 1e10 for beginnings, of 1e12 for middles
+    boxes = sorted((int(p.get_y()), int(p.get_x())) for p in ax.patches
+                   if isinstance(p, Rectangle) and p.get_edgecolor()[:3] != (1, 1, 1)
+                   and not p.get_fill())
+    assert boxes == [(0, 1), (1, 3), (3, 1), (4, 3)]
+    # the transition (1e12) line stands before its column; BFS has none
+    assert [line.get_xdata()[0] for line in ax.get_lines()] == [3]
+    assert not panels["graph_breadth_first_search"][0].get_lines()
+    out = plot_quiet_loud_grid(across, baseline, verdicts, transitions, tmp_path / "g.pdf")
+    pages, subject = pdf_subject(out)
+    assert pages == 1 and subject[0].startswith("addition:retrieve_first_op/beginning,")
+    with pytest.raises(ValueError, match="verdicts: missing columns"):
+        quiet_loud_grid(across, baseline, verdicts.drop(columns="onset_budget"))

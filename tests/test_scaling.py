@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from qlf.compute import make_spec
-from qlf.scaling import (RUN_COLUMNS, TRANSITION_COLUMNS, fit_power_law, format_budget,
-                         frontier, load_records, power_law, random_guess_loss, transitions,
-                         val_curves)
+from qlf.scaling import (RANDOM_GUESS, RUN_COLUMNS, TRANSITION_COLUMNS, fit_power_law,
+                         format_budget, frontier, load_records, power_law, random_guess_loss,
+                         transitions, val_curves)
 from qlf.tasks import TASKS
 
 GRID = dict(d_model=[16, 32], n_layers=[4, 8], lr=[1e-2, 1e-3], batch_size=[8, 64])
@@ -81,7 +81,7 @@ def test_load_records_bad_file_names_the_file(tmp_path, text, message):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda r: r["spec"].update(d_model=-4), "bad spec.*d_model"),
-    (lambda r: r["spec"].update(task="sorting"), "bad spec.*unknown task"),
+    (lambda r: r["spec"].update(task="no_such_task"), "bad spec.*unknown task"),
     (lambda r: r["spec"].pop("budget"), "bad spec.*missing"),
     (lambda r: r["summary"].update(val_loss="low"), "val_loss must be a number"),
     (lambda r: r["summary"].update(test_acc=1.5), r"test_acc 1.5 is not in \[0, 1\]"),
@@ -227,7 +227,7 @@ def test_random_guess_equals_the_reference_table_at_paper_sizes():
         "graph_path": (math.log(27), 3.296),
         "graph_topological_sort": (math.log(27), 3.296),
     }
-    assert set(table) == set(TASKS)
+    assert set(table) == set(RANDOM_GUESS)
     for task, (exact, printed) in table.items():
         value = random_guess_loss(task, TASKS[task].default_size)
         assert value == pytest.approx(exact, rel=1e-12)
@@ -241,9 +241,18 @@ def test_random_guess_generalises_with_size_and_checks_input():
         7 / 9 * math.log(26))
     assert random_guess_loss("majority_of_majority", 8) == pytest.approx(math.log(2) / 3)
     with pytest.raises(ValueError, match="unknown task"):
-        random_guess_loss("sorting", 8)
+        random_guess_loss("no_such_task", 8)
     with pytest.raises(ValueError, match="out of range"):
         random_guess_loss("addition", 0)
+
+
+def test_random_guess_of_other_tasks_is_their_declared_format_guess():
+    # tasks outside the paper's ten declare it: a one-bit answer is ln2 on 1 of 3 targets, ...
+    assert random_guess_loss("parity", 8) == pytest.approx(math.log(2) / 3)
+    assert random_guess_loss("binary_sorting", 3) == pytest.approx(12 / 14 * math.log(2))
+    assert random_guess_loss("repeated_addition", 4) == pytest.approx(6 / 7 * math.log(2))
+    # ... and the default is uniform over every token but '=' (vocabulary of 13 tokens)
+    assert random_guess_loss("sorting", 8) == pytest.approx(math.log(12))
 
 
 # -- power-law fit and transitions -------------------------------------------------------------

@@ -322,7 +322,7 @@ def evaluate(model: Transformer, examples: Examples,
         hooks = _combined([iv.hooks(rows, device) for iv in interventions]) or None
         logits = model(ids, hooks)
         loss[rows] = masked_loss_per_example(logits, ids, batch_mask).double().cpu().numpy()
-        generated = greedy_decode(model, ids, eq_pos[rows], hooks)
+        generated = greedy_decode(model, ids, eq_pos[rows], hooks, given=batch_mask == 0)
         correct[rows] = exact_match(generated, ids, batch_mask).cpu().numpy()
     return Evaluation(loss, correct)
 

@@ -25,12 +25,13 @@ def _layout(text: str):
 
 
 def cmd_tasks(args) -> int:
-    from .tasks import TASKS, GraphTask
-    rows = [("task", "size", "unit", "vocab", "seq_len", "features")]
-    for name, cls in TASKS.items():
-        task = cls(None, graphs_dir=args.graphs_dir) if issubclass(cls, GraphTask) else cls(None)
+    from .tasks import TASKS, get_task
+    rows = [("task", "size", "unit", "vocab", "seq_len", "package", "features")]
+    for name in TASKS:  # every registered task at its default size, sorted by name
+        task = get_task(name, graphs_dir=args.graphs_dir)
         rows.append((name, str(task.size), task.size_unit, str(task.vocab_size),
-                     str(task.seq_len), ", ".join(f.name for f in task.features)))
+                     str(task.seq_len), TASKS.package(name),
+                     ", ".join(f.name for f in task.features)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -88,9 +89,11 @@ def cmd_show(args) -> int:
 
 def cmd_graphs(args) -> int:
     from .graphs import graph_file_path, make_graph_file
-    out = Path(args.out) if args.out else graph_file_path(args.graphs_dir, args.nodes)
+    out = (Path(args.out) if args.out
+           else graph_file_path(args.graphs_dir, args.nodes, args.graph_class))
     # progress lines go to stderr every few seconds; the summary is printed once at the end
-    summary = make_graph_file(args.nodes, out, keep=args.keep, seed=args.seed, jobs=args.jobs)
+    summary = make_graph_file(args.nodes, out, keep=args.keep, seed=args.seed, jobs=args.jobs,
+                              graph_class_name=args.graph_class)
     print(json.dumps(summary))
     return 0
 
@@ -126,13 +129,19 @@ def build_parser(with_train: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--graphs-dir", **graphs_dir)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("graphs", help="make a uniform sample of connected graphs with geng")
+    p = sub.add_parser("graphs", help="make a uniform sample of one class of graphs with geng")
     p.add_argument("nodes", type=int)
+    from .graphs import GRAPH_CLASSES
+    p.add_argument("--class", dest="graph_class", default="connected",
+                   choices=list(GRAPH_CLASSES),
+                   help="which graphs (default connected: graph{n}c.g6; perfect: perfect{n}.g6; "
+                        "connected_planar: planar{n}c.g6; connected_eulerian: eulerian{n}c.g6)")
     p.add_argument("--keep", type=float, default=1.0,
                    help="fraction of isomorphism classes kept, by a seeded hash (1 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="parallel geng res/mod classes")
-    p.add_argument("--out", default=None, help="output file (default GRAPHS_DIR/graph{n}c.g6)")
+    p.add_argument("--out", default=None,
+                   help="output file (default GRAPHS_DIR/ the class's file name)")
     p.add_argument("--graphs-dir", **graphs_dir)
     p.set_defaults(func=cmd_graphs)
 

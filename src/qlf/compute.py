@@ -50,7 +50,6 @@ import numpy as np
 import yaml
 
 from .data import Layout, Stream
-from .graphs import graph_file_path
 from .tasks import DEFAULT_GRAPHS_DIR, TASKS, GraphTask, Task, get_task
 
 CTX_SEED = 42  # data seed of the sample that measures ctx (the reference used 42 too)
@@ -115,14 +114,15 @@ def _data_identity(task: Task) -> tuple:
     """What a task's examples depend on beyond (name, size): the graph file's identity."""
     if not isinstance(task, GraphTask):
         return ()
-    path = graph_file_path(task.graphs_dir, task.size).resolve()
+    path = task.graph_path.resolve()  # the file of the task's graph class
     stat = path.stat()  # a missing file raises FileNotFoundError here, loudly
     return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def context_length(task: Task, n: int = CTX_SAMPLE) -> float:
-    """Mean unpadded length (first EOS index + 1, prompt included) over a fixed seeded sample of
-    min(n, space_size) distinct classes; computed once per (task, size, graph file)."""
+    """Mean unpadded length (last scored position + 1, prompt included: the first EOS + 1 for a
+    one-answer task, the last segment's EOS + 1 for repeated_addition) over a fixed seeded sample
+    of min(n, space_size) distinct classes; computed once per (task, size, graph file)."""
     key = (task.name, task.size, _data_identity(task), n)
     if key not in _CTX_CACHE:
         count = min(n, task.space_size)
@@ -131,7 +131,8 @@ def context_length(task: Task, n: int = CTX_SAMPLE) -> float:
         is_eos = ex.ids == task.eos_id
         if not is_eos.any(axis=1).all():
             raise RuntimeError(f"{task.name} size {task.size}: an example has no EOS token")
-        _CTX_CACHE[key] = float(np.mean(np.argmax(is_eos, axis=1) + 1.0))
+        last_scored = ex.loss_mask.shape[1] - 1 - np.argmax(ex.loss_mask[:, ::-1], axis=1)
+        _CTX_CACHE[key] = float(np.mean(np.maximum(np.argmax(is_eos, axis=1), last_scored) + 1.0))
     return _CTX_CACHE[key]
 
 

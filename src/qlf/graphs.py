@@ -1,8 +1,17 @@
-"""Files of connected graphs made by nauty's geng, and random access to them.
+"""Files of graphs made by nauty's geng, and random access to them.
 
-A graph file `graph{n}c.g6` holds one graph6 line per non-isomorphic connected graph on n nodes
-(or a uniform sample of them). Every line for a fixed n has the same length, so line i starts at
-byte i * line_length: the file is indexed by arithmetic and read with np.memmap, never loaded.
+A graph file holds one graph6 line per non-isomorphic graph of one class on n nodes (or a uniform
+sample of them). The classes (GRAPH_CLASSES) and their files:
+
+    connected            graph{n}c.g6     geng -c
+    perfect              perfect{n}.g6    geng -P (connected or not, edgeless graph included)
+    connected_planar     planar{n}c.g6    geng -c, n-1..3n-6 edges, then nauty's planarg
+    connected_eulerian   eulerian{n}c.g6  geng -c, then nauty's `pickg -E` (even degrees)
+
+geng's own flags restrict the class where they exist; otherwise a nauty filter program (shipped
+next to geng) drops the other graphs, copying the accepted lines unchanged. Every line for a
+fixed n has the same length, so line i starts at byte i * line_length: the file is indexed by
+arithmetic and read with np.memmap, never loaded.
 
 graph6 (for n <= 62): byte 0 is n + 63; then the upper triangle of the adjacency matrix in column
 order (0,1),(0,2),(1,2),(0,3),(1,3),(2,3),... packed 6 bits per byte (most significant first,
@@ -11,7 +20,8 @@ zero padded), each byte + 63; then a newline.
 Sampling: a graph is kept iff a seeded 64-bit hash of its graph6 line is below keep * 2**64. The
 decision depends on the line alone, so geng's res/mod classes can be thinned independently and
 concatenated into an exact uniform sample (a single class is not uniform: classes differ in their
-edge-count distributions).
+edge-count distributions). Thinning and the class test are both per-line decisions, so a
+thinned file is a uniform sample of the class.
 """
 from __future__ import annotations
 
@@ -23,6 +33,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,19 +46,137 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK_BYTES = 1 << 22  # geng output is read and hashed in ~4 MB pieces
 
 
+GENG_WHEEL = "passagemath-nauty"  # the PyPI wheel (the pipeline extra) that ships geng
+GENG_NAMES = ("geng", "nauty-geng")  # nauty's name, and Debian/Ubuntu's
+
+
 def find_geng() -> str:
-    """Path of nauty's geng (`nauty-geng` on Debian/Ubuntu, `geng` elsewhere)."""
-    for name in ("nauty-geng", "geng"):
+    """Path of nauty's geng, looked for in this order: the `QLF_GENG` environment variable (a
+    path; an error if it is set and not an executable file), the executable shipped in the
+    passagemath-nauty wheel, then `geng` or `nauty-geng` on PATH."""
+    override = os.environ.get("QLF_GENG", "")
+    if override:  # set and empty counts as unset
+        path = Path(override).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise FileNotFoundError(f"QLF_GENG={override!r} is not an executable file; point it at "
+                                    f"nauty's geng or unset it")
+        return str(path)
+    wheel = wheel_geng()
+    if wheel is not None:
+        return wheel
+    for name in GENG_NAMES:
         path = shutil.which(name)
         if path:
             return path
     raise FileNotFoundError(
-        "nauty's geng is not installed (looked for `nauty-geng` and `geng` on PATH); install it "
-        "with `apt-get install nauty` (Debian/Ubuntu) or `conda install -c conda-forge nauty`")
+        f"nauty's geng not found: QLF_GENG is not set, the {GENG_WHEEL} wheel is not installed "
+        f"(`pip install {GENG_WHEEL}`, or the package's `pipeline` extra), and neither "
+        f"{' nor '.join(f'`{n}`' for n in GENG_NAMES)} is on PATH (`apt-get install nauty` on "
+        f"Debian/Ubuntu, `conda install -c conda-forge nauty`)")
 
 
-def graph_file_path(graphs_dir: str | Path, n: int) -> Path:
-    return Path(graphs_dir) / f"graph{n}c.g6"
+def wheel_geng() -> str | None:
+    """The geng executable of the installed passagemath-nauty wheel (`sage_wheels/bin/geng` in
+    its site-packages), found through the wheel's file list; None if the wheel is not installed
+    or ships no geng; an error if its geng is missing or not executable (a broken install)."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution(GENG_WHEEL).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.parts[-2:] == ("bin", "geng"):
+            path = Path(file.locate())
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise FileNotFoundError(f"{GENG_WHEEL} lists {path}, which is not an executable "
+                                        f"file; reinstall it (`pip install --force-reinstall "
+                                        f"{GENG_WHEEL}`)")
+            return str(path)
+    return None
+
+
+def _nauty_tool(name: str) -> str:
+    """A nauty program shipped next to geng (`planarg` beside `geng`, `nauty-planarg` beside
+    Debian's `nauty-geng`)."""
+    geng = Path(find_geng())
+    tool = geng.with_name(geng.name.replace("geng", name))
+    if not (tool.is_file() and os.access(tool, os.X_OK)):
+        raise FileNotFoundError(f"nauty's {name} not found: expected it next to geng, at {tool} "
+                                f"(it ships with the {GENG_WHEEL} wheel and Debian's nauty)")
+    return str(tool)
+
+
+@dataclass(frozen=True)
+class GraphClass:
+    """Which graphs a graph file holds and how geng makes them.
+
+    stem: file name without `.g6`, with {n}; geng_flags: geng's own restrictions; edges: n ->
+    (min, max) edge counts for geng (a necessary condition that prunes its search), or None;
+    nauty_filter: a nauty program and its arguments that reads graph6 lines on stdin and writes
+    the accepted ones unchanged (the class test where geng has no flag for it), or None.
+    """
+
+    name: str
+    stem: str
+    doc: str
+    geng_flags: tuple[str, ...]
+    edges: Callable[[int], tuple[int, int]] | None = None
+    nauty_filter: tuple[str, ...] | None = None
+
+    def file_name(self, n: int) -> str:
+        return self.stem.format(n=n) + ".g6"
+
+    def commands(self, n: int, res: int = 0, parts: int = 1) -> list[list[str]]:
+        """The geng command for class `res` of `parts`, then the filter command if any."""
+        geng = [find_geng(), *self.geng_flags, "-q", str(n)]
+        if self.edges is not None:
+            geng.append("{}:{}".format(*self.edges(n)))
+        if parts > 1:
+            geng.append(f"{res}/{parts}")
+        if self.nauty_filter is None:
+            return [geng]
+        return [geng, [_nauty_tool(self.nauty_filter[0]), *self.nauty_filter[1:]]]
+
+
+GRAPH_CLASSES = {c.name: c for c in (
+    GraphClass("connected", "graph{n}c", "connected graphs", ("-c",)),
+    GraphClass("perfect", "perfect{n}", "perfect graphs, connected or not", ("-P",)),
+    # Euler's formula: a simple planar graph on n >= 3 nodes has at most 3n - 6 edges.
+    GraphClass("connected_planar", "planar{n}c", "connected planar graphs", ("-c",),
+               edges=lambda n: (n - 1, max(n - 1, 3 * n - 6)), nauty_filter=("planarg", "-q")),
+    GraphClass("connected_eulerian", "eulerian{n}c",
+               "connected Eulerian graphs (every degree even)", ("-c",),
+               nauty_filter=("pickg", "-q", "-E")),
+)}
+
+
+def graph_class(name: str) -> GraphClass:
+    if name not in GRAPH_CLASSES:
+        raise ValueError(f"unknown graph class {name!r}; known: {', '.join(GRAPH_CLASSES)}")
+    return GRAPH_CLASSES[name]
+
+
+def graph_file_name(n: int, graph_class_name: str = "connected") -> str:
+    """`graph{n}c.g6`, `perfect{n}.g6`, ...: the file of a class on n nodes."""
+    _check_nodes(n)
+    return graph_class(graph_class_name).file_name(n)
+
+
+def graph_file_path(graphs_dir: str | Path, n: int, graph_class_name: str = "connected") -> Path:
+    return Path(graphs_dir) / graph_file_name(n, graph_class_name)
+
+
+def parse_graph_file_name(name: str) -> tuple[str, int]:
+    """(class, n) of a graph file name or stem (`perfect7.g6` -> ("perfect", 7))."""
+    stem = name[:-3] if name.endswith(".g6") else name
+    for c in GRAPH_CLASSES.values():
+        head, tail = c.stem.split("{n}")
+        digits = stem[len(head):len(stem) - len(tail)]
+        if stem.startswith(head) and stem.endswith(tail) and digits.isdigit():
+            return c.name, int(digits)
+    raise ValueError(f"{name!r} is not a graph file name; known patterns: "
+                     f"{', '.join(c.stem + '.g6' for c in GRAPH_CLASSES.values())}")
 
 
 def line_length(n: int) -> int:
@@ -90,16 +219,20 @@ def keep_mask(rows: np.ndarray, keep: float, seed: int) -> np.ndarray:
 
 def make_graph_file(n: int, out: str | Path, keep: float = 1.0, seed: int = 0,
                     jobs: int | None = None, progress: Callable[[dict], None] | None = None,
-                    parts: int | None = None) -> dict:
-    """Write all connected graphs on n nodes (`geng -c -q n`), or a uniform keep-fraction of them.
+                    parts: int | None = None, graph_class_name: str = "connected") -> dict:
+    """Write all graphs of a class on n nodes (default connected: `geng -c -q n`), or a uniform
+    keep-fraction of them (GRAPH_CLASSES says how each class is made).
 
     parts: number of geng res/mod classes (default 1 for n <= 8, else 64); together with n, keep
            and seed it fixes the output bytes. jobs: classes run at once (default: CPU count).
     progress: called with the running summary every few seconds and at the end; None prints a
            line to stderr every few seconds for long runs.
-    Returns {n, keep, seed, parts, seen, kept, line_length, path, seconds}.
+    Returns {n, graph_class, keep, seed, parts, seen, kept, line_length, path, seconds}; seen
+    counts geng's graphs (for a class with a filter: before the filter, which only tests the
+    graphs that the thinning keeps).
     """
     _check_nodes(n)
+    gclass = graph_class(graph_class_name)
     keep, seed = float(keep), int(seed)
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep}")
@@ -109,26 +242,65 @@ def make_graph_file(n: int, out: str | Path, keep: float = 1.0, seed: int = 0,
     jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if parts < 1 or jobs < 1:
         raise ValueError(f"parts and jobs must be >= 1, got parts={parts}, jobs={jobs}")
-    geng, out = find_geng(), Path(out)
+    gclass.commands(n)  # locate geng and the filter now: a missing program fails before any work
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     width = line_length(n)
-    state = dict(n=n, keep=keep, seed=seed, parts=parts, seen=0, kept=0, parts_done=0,
-                 line_length=width, path=str(out), seconds=0.0)
+    state = dict(n=n, graph_class=gclass.name, keep=keep, seed=seed, parts=parts, seen=0,
+                 kept=0, parts_done=0, line_length=width, path=str(out), seconds=0.0)
     lock, stop, start = threading.Lock(), threading.Event(), time.monotonic()
 
     def thin_class(res: int, part: Path) -> None:
-        cmd = [geng, "-c", "-q", str(n)] + ([f"{res}/{parts}"] if parts > 1 else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # geng -> thinned here -> the class filter (if any) -> part: thinning first means the
+        # filter only tests the kept graphs (both are per-line decisions, so the order does
+        # not change the output)
+        cmds = gclass.commands(n, res, parts)
+        # stderr to temporary files: a full stderr pipe would block a program nobody reads
+        errs = [tempfile.TemporaryFile() for _ in cmds]
+        procs, feed_error = [], []
         try:
+            procs.append(subprocess.Popen(cmds[0], stdout=subprocess.PIPE, stderr=errs[0]))
             with open(part, "wb") as sink:
-                _thin_stream(proc.stdout, sink, n, width, keep, seed, state, lock, stop)
+                if len(cmds) == 1:
+                    _thin_stream(procs[0].stdout, sink, n, width, keep, seed, state, lock, stop)
+                else:
+                    procs.append(subprocess.Popen(cmds[1], stdin=subprocess.PIPE,
+                                                  stdout=subprocess.PIPE, stderr=errs[1]))
+
+                    def feed():
+                        try:
+                            _thin_stream(procs[0].stdout, procs[1].stdin, n, width, keep, seed,
+                                         state, lock, stop, count_kept=False)
+                        except BaseException as err:  # re-raised below, after the filter's
+                            feed_error.append(err)
+                        finally:
+                            try:
+                                procs[1].stdin.close()
+                            except BrokenPipeError:  # the filter died: its error is reported
+                                pass
+
+                    feeder = threading.Thread(target=feed, daemon=True)
+                    feeder.start()
+                    _copy_lines(procs[1].stdout, sink, width, state, lock)
+                    feeder.join()
         finally:
-            if stop.is_set():
-                proc.kill()
-            err = proc.communicate()[1]
-        if proc.returncode != 0 and not stop.is_set():
-            raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}): "
-                               f"{err.decode(errors='replace').strip()}")
+            # a broken pipe to the filter means the filter died: its own error says why
+            own_error = feed_error and not isinstance(feed_error[0], BrokenPipeError)
+            for proc in procs:
+                if stop.is_set() or own_error:
+                    proc.kill()
+                proc.wait()
+        if own_error:
+            raise feed_error[0]
+        # the filter first: when it dies, geng's broken pipe is only the consequence
+        for cmd, proc, err in reversed(list(zip(cmds, procs, errs))):
+            err.seek(0)
+            message = err.read().decode(errors="replace").strip()
+            err.close()
+            if proc.returncode != 0 and not stop.is_set():
+                raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}): {message}")
+        if feed_error:
+            raise feed_error[0]
         with lock:
             state["parts_done"] += 1
 
@@ -167,7 +339,8 @@ def make_graph_file(n: int, out: str | Path, keep: float = 1.0, seed: int = 0,
     return summary
 
 
-def _thin_stream(stream, sink, n, width, keep, seed, state, lock, stop) -> None:
+def _thin_stream(stream, sink, n, width, keep, seed, state, lock, stop,
+                 count_kept=True) -> None:
     """Read fixed-width graph6 lines from `stream`, write the kept ones to `sink`."""
     chunk = max(1, _CHUNK_BYTES // width) * width
     leftover = b""
@@ -178,6 +351,8 @@ def _thin_stream(stream, sink, n, width, keep, seed, state, lock, stop) -> None:
         data = leftover + data
         whole = len(data) // width * width
         leftover = data[whole:]
+        if not whole:
+            continue
         rows = np.frombuffer(data, dtype=np.uint8, count=whole).reshape(-1, width)
         if rows[0, 0] != n + 63 or not np.all(rows[:, -1] == ord("\n")):
             raise RuntimeError(f"geng output is not graph6 lines of {width} bytes for n={n}")
@@ -185,9 +360,25 @@ def _thin_stream(stream, sink, n, width, keep, seed, state, lock, stop) -> None:
         sink.write(kept.tobytes())
         with lock:
             state["seen"] += len(rows)
-            state["kept"] += len(kept)
+            state["kept"] += len(kept) if count_kept else 0
     if leftover and not stop.is_set():
         raise RuntimeError(f"geng output ended inside a graph6 line ({len(leftover)} stray bytes)")
+
+
+def _copy_lines(stream, sink, width, state, lock) -> None:
+    """Copy a class filter's output (whole graph6 lines of `width` bytes) to `sink`."""
+    total = 0
+    while True:
+        data = stream.read(_CHUNK_BYTES)
+        if not data:
+            break
+        sink.write(data)
+        with lock:
+            state["kept"] += (total + len(data)) // width - total // width
+        total += len(data)
+    if total % width:
+        raise RuntimeError(f"a graph class filter wrote {total} bytes, not whole graph6 lines "
+                           f"of {width} bytes")
 
 
 def _report(progress, state, lock, start, final=False) -> dict:
@@ -197,7 +388,8 @@ def _report(progress, state, lock, start, final=False) -> dict:
     if progress is not None:
         progress(snapshot)
     elif not final:
-        print(f"graph{snapshot['n']}c: {snapshot['seen']:,} graphs seen, {snapshot['kept']:,} kept, "
+        print(f"{Path(snapshot['path']).name}: {snapshot['seen']:,} graphs seen, "
+              f"{snapshot['kept']:,} kept, "
               f"{snapshot['parts_done']}/{snapshot['parts']} geng classes done, "
               f"{snapshot['seconds']:.0f} s", file=sys.stderr, flush=True)
     return snapshot
@@ -210,9 +402,15 @@ class GraphFile:
         _check_nodes(n)
         self.path, self.n = Path(path), int(n)
         if not self.path.is_file():
+            try:
+                name = parse_graph_file_name(self.path.name)[0]
+            except ValueError:
+                name = "connected"
+            option = "" if name == "connected" else f" --class {name}"
             raise FileNotFoundError(
-                f"graph file {self.path} not found; make it with `qlf graphs {n} --out {self.path}` "
-                f"(add `--keep F` to keep a uniform fraction F of the graphs, as needed for n >= 11)")
+                f"graph file {self.path} not found; make it with `qlf graphs {n}{option} --out "
+                f"{self.path}` (add `--keep F` to keep a uniform fraction F of the graphs, as "
+                f"needed for n >= 11)")
         self.line_length = line_length(n)
         size = self.path.stat().st_size
         if size == 0:

@@ -310,12 +310,16 @@ def masked_loss_per_example(logits: torch.Tensor, ids: torch.Tensor,
 
 @torch.no_grad()
 def greedy_decode(model: Transformer, ids: torch.Tensor, eq_pos,
-                  hooks: dict[str, Hook] | None = None) -> torch.Tensor:
+                  hooks: dict[str, Hook] | None = None,
+                  given: torch.Tensor | None = None) -> torch.Tensor:
     """Greedy completion with a KV cache: (B, T) ids whose positions >= eq_pos[row] are generated.
 
     Row r's prompt is ids[r, :eq_pos[r]] (the '=' excluded, as in the reference), so the model
-    also predicts '='. Rows may have different eq_pos: the cache is filled up to min(eq_pos) in
-    one pass, then one position at a time, feeding the true token to rows still in their prompt.
+    also predicts '=' (except at eq_pos 0, where the '=' itself is the prompt). Rows may have
+    different eq_pos: the cache is filled up to min(eq_pos) in one pass, then one position at a
+    time, feeding the true token to rows still in their prompt.
+    given: (B, T) bool, positions after the prompt that are fed from ids too (teacher forcing,
+    e.g. the next segment's prompt in a multi-answer task; pass ~loss_mask).
     Hooks fire on every newly computed position with its absolute `start`.
     """
     device = model.rope.device
@@ -326,15 +330,19 @@ def greedy_decode(model: Transformer, ids: torch.Tensor, eq_pos,
         raise ValueError(f"eq_pos must have one entry per row ({B}), got shape {tuple(eq.shape)}")
     if B == 0:
         return ids.clone()
-    if bool(((eq < 1) | (eq > T)).any()):
-        raise ValueError(f"eq_pos must lie in 1..{T} (a non-empty prompt), got {eq.tolist()}")
+    if bool(((eq < 0) | (eq > T)).any()):
+        raise ValueError(f"eq_pos must lie in 0..{T}, got {eq.tolist()}")
+    # A row that starts with '=' (an empty input, e.g. the edgeless graph) has nothing to predict
+    # it from: its '=' is given, as the first token of its prompt.
+    eq = eq.clamp(min=1)
     first = int(eq.min())
     out = ids.clone()
     cache = KVCache(B, T)
     logits = model(out[:, :first], hooks, 0, cache)
     for pos in range(first, T):
         guess = logits[:, -1].argmax(-1)
-        out[:, pos] = torch.where(pos < eq, ids[:, pos], guess)
+        copy = pos < eq if given is None else (pos < eq) | given[:, pos].bool()
+        out[:, pos] = torch.where(copy, ids[:, pos], guess)
         if pos + 1 < T:
             logits = model(out[:, pos:pos + 1], hooks, pos, cache)
     return out

@@ -6,8 +6,13 @@ a panel pair per task, up to five tasks per row pair. The top panel of a pair is
 compute-optimal validation loss against training FLOPs (log-log) with the random-guess baseline
 (dashed) and the fitted power law (solid over its fit range, dotted beyond); the bottom panel is
 the same runs' test accuracy (linear 0..1). A transition budget is a vertical line in both.
-The PDF's Subject metadata lists the panels ("loss:addition; acc:addition; ...") so a reader
-can check the figure without rendering it.
+Behind the frontier line, every run of the grid (results/scaling/{task}.csv) is a point coloured
+by its model shape (width x depth), so a reader sees which shape wins at each budget and how far
+the others are. The PDF's Subject metadata lists the panels ("loss:addition; acc:addition; ...")
+so a reader can check the figure without rendering it.
+
+seaborn draws the statistical layers (the run scatter, the quiet/loud grid) on the Figure's
+axes; nothing here sets a global style.
 """
 from __future__ import annotations
 
@@ -16,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .scaling import CELL, format_budget, power_law, random_guess_loss
@@ -39,6 +47,7 @@ TASK_TITLES = {
 MAX_COLUMNS = 5
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 FRONTIER_NEEDS = CELL + ["val_loss", "test_acc"]
+RUN_NEEDS = CELL + ["d_model", "n_layers", "val_loss", "test_acc"]
 TRANSITION_NEEDS = ["task", "size", "fit_a", "fit_b", "fit_from", "fit_to", "transition_budget"]
 
 
@@ -62,16 +71,46 @@ def _task_order(frontier_df: pd.DataFrame, tasks) -> list[str]:
     return tasks
 
 
+def model_shape(runs: pd.DataFrame) -> pd.Series:
+    """"d64 L4" per run: the label (and colour key) of its width x depth."""
+    width, depth = runs.d_model.astype(int).astype(str), runs.n_layers.astype(int).astype(str)
+    return "d" + width + " L" + depth
+
+
+def shape_palette(runs: pd.DataFrame) -> dict[str, tuple]:
+    """One colour per model shape, in the order of their parameters (12 L d^2); the same shape
+    has the same colour in every panel (a categorical palette: which shape wins is the point)."""
+    shapes = runs[["d_model", "n_layers"]].drop_duplicates().astype(int)
+    shapes = shapes.assign(params=12 * shapes.n_layers * shapes.d_model**2)
+    shapes = shapes.sort_values(["params", "n_layers"])
+    colours = sns.color_palette("colorblind" if len(shapes) <= 10 else "husl", len(shapes))
+    return dict(zip(model_shape(shapes), colours))
+
+
+def _draw_runs(loss_ax: Axes, acc_ax: Axes, runs: pd.DataFrame, palette: dict) -> None:
+    """Every run as a small point coloured by its shape, under the frontier."""
+    runs = runs.assign(shape=model_shape(runs))
+    for ax, y in ((loss_ax, "val_loss"), (acc_ax, "test_acc")):
+        sns.scatterplot(data=runs, x="budget", y=y, hue="shape", palette=palette, ax=ax, s=14,
+                        alpha=0.7, linewidth=0, legend=False, zorder=1)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+
+
 def _draw_task(loss_ax: Axes, acc_ax: Axes, task: str, points: pd.DataFrame,
-               fits: pd.DataFrame | None) -> None:
-    """One task's loss and accuracy panels: one line per size (normally one)."""
+               fits: pd.DataFrame | None, runs: pd.DataFrame | None = None,
+               palette: dict | None = None) -> None:
+    """One task's loss and accuracy panels: one line per size (normally one), over the task's
+    runs (points by shape) when `runs` is given."""
+    if runs is not None and len(runs):
+        _draw_runs(loss_ax, acc_ax, runs, palette)
     sizes = sorted(points["size"].unique())
     for i, size in enumerate(sizes):
-        color = f"C{i}"
+        color = "black" if len(sizes) == 1 else f"C{i}"
         pts = points[points["size"] == size].sort_values("budget")
         label = "compute-optimal" if len(sizes) == 1 else f"size {size}"
-        loss_ax.plot(pts.budget, pts.val_loss, "o-", color=color, label=label)
-        acc_ax.plot(pts.budget, pts.test_acc, "o-", color=color)
+        loss_ax.plot(pts.budget, pts.val_loss, "o-", color=color, label=label, ms=4, zorder=3)
+        acc_ax.plot(pts.budget, pts.test_acc, "o-", color=color, ms=4, zorder=3)
         loss_ax.axhline(random_guess_loss(task, int(size)), color="red" if len(sizes) == 1
                         else color, ls="--", lw=1, label="random guess")
         fit = None if fits is None else fits[(fits.task == task) & (fits["size"] == size)]
@@ -111,67 +150,104 @@ def _draw_task(loss_ax: Axes, acc_ax: Axes, task: str, points: pd.DataFrame,
     acc_ax.set_xlabel("Training FLOPs")
 
 
-def _check_inputs(frontier_df, transitions_df) -> None:
+def _check_inputs(frontier_df, transitions_df, runs_df) -> None:
     _check_columns(frontier_df, FRONTIER_NEEDS, "plot_scaling_law: frontier")
     if frontier_df.empty:
         raise ValueError("plot_scaling_law: the frontier is empty")
     if transitions_df is not None:
         _check_columns(transitions_df, TRANSITION_NEEDS, "plot_scaling_law: transitions")
+    if runs_df is not None:
+        _check_columns(runs_df, RUN_NEEDS, "plot_scaling_law: runs")
 
 
-def _margins(fig: Figure) -> dict:
+LEGEND_COLUMNS = 6
+
+
+def _legend_inches(palette: dict | None) -> float:
+    """Height of the shape legend under the panels (0 without one)."""
+    return 0.0 if not palette else 0.3 + 0.17 * math.ceil(len(palette) / LEGEND_COLUMNS)
+
+
+def _shape_legend(fig: Figure, palette: dict) -> None:
+    """The shapes' colours, at the bottom of the page (under the x labels)."""
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color=c, label=s)
+               for s, c in palette.items()]
+    fig.legend(handles=handles, loc="lower center", fontsize=7, ncol=min(len(handles),
+               LEGEND_COLUMNS), frameon=False, borderaxespad=0.2, handletextpad=0.1,
+               columnspacing=1.0, title="every run, by model shape (width d, layers L)",
+               title_fontsize=7)
+
+
+def _margins(fig: Figure, legend: float = 0.0) -> dict:
+    """Fixed margins in inches, `legend` inches more under the x labels."""
     width, height = fig.get_size_inches()
-    return dict(left=0.8 / width, right=1 - 0.15 / width, bottom=0.5 / height,
-                top=1 - 0.55 / height)
+    return dict(left=0.8 / width, right=1 - 0.15 / width, bottom=(0.5 + legend) / height,
+                top=1 - 0.75 / height)
 
 
 def scaling_law_figure(frontier_df: pd.DataFrame, transitions_df: pd.DataFrame | None = None,
-                       tasks=None) -> tuple[Figure, dict[str, tuple[Axes, Axes]]]:
-    """The one-page figure and its panels: task -> (loss axes, accuracy axes)."""
-    _check_inputs(frontier_df, transitions_df)
+                       tasks=None, runs_df: pd.DataFrame | None = None
+                       ) -> tuple[Figure, dict[str, tuple[Axes, Axes]]]:
+    """The one-page figure and its panels: task -> (loss axes, accuracy axes). `runs_df` (all
+    runs, qlf.scaling.load_records' columns) adds every run as a point coloured by its shape."""
+    _check_inputs(frontier_df, transitions_df, runs_df)
     order = _task_order(frontier_df, tasks)
     ncols = min(MAX_COLUMNS, len(order))
     groups = math.ceil(len(order) / ncols)
-    fig = Figure(figsize=(3.4 * ncols, 5.0 * groups))
+    palette = None if runs_df is None else shape_palette(runs_df[runs_df.task.isin(order)])
+    legend = _legend_inches(palette)
+    fig = Figure(figsize=(max(3.4 * ncols, 6.0), 5.0 * groups + legend))
     fig.suptitle("Scaling law: compute-optimal runs")
     # fixed margins in inches (a layout engine would triple the drawing time); a row pair is a
     # loss row over an accuracy row sharing x, pairs farther apart for titles and x labels
-    outer = fig.add_gridspec(groups, 1, hspace=0.2, **_margins(fig))
+    outer = fig.add_gridspec(groups, 1, hspace=0.2, **_margins(fig, legend))
     panels = {}
     for i, task in enumerate(order):
         pair, col = outer[i // ncols].subgridspec(2, ncols, hspace=0.08, wspace=0.35), i % ncols
         loss_ax = fig.add_subplot(pair[0, col])
         acc_ax = fig.add_subplot(pair[1, col], sharex=loss_ax)
-        _draw_task(loss_ax, acc_ax, task, frontier_df[frontier_df.task == task], transitions_df)
+        _draw_task(loss_ax, acc_ax, task, frontier_df[frontier_df.task == task], transitions_df,
+                   None if runs_df is None else runs_df[runs_df.task == task], palette)
         if col == 0:
             loss_ax.set_ylabel("Validation loss")
             acc_ax.set_ylabel("Test accuracy")
         panels[task] = (loss_ax, acc_ax)
     panels[order[0]][0].legend(fontsize=7, loc="lower left")
+    if palette:
+        _shape_legend(fig, palette)
     return fig, panels
 
 
-def _task_png(frontier_df, transitions_df, task: str, path: Path, dpi: int) -> None:
-    fig = Figure(figsize=(4.5, 5.5))
-    fig.subplots_adjust(hspace=0.08, **_margins(fig))
+def _task_png(frontier_df, transitions_df, task: str, path: Path, dpi: int,
+              runs_df: pd.DataFrame | None = None) -> None:
+    runs = None if runs_df is None else runs_df[runs_df.task == task]
+    palette = None if runs is None else shape_palette(runs)
+    legend = _legend_inches(palette)
+    fig = Figure(figsize=(4.5, 5.5 + legend))
+    fig.subplots_adjust(hspace=0.08, **_margins(fig, legend))
     loss_ax = fig.add_subplot(2, 1, 1)
     acc_ax = fig.add_subplot(2, 1, 2, sharex=loss_ax)
-    _draw_task(loss_ax, acc_ax, task, frontier_df[frontier_df.task == task], transitions_df)
+    _draw_task(loss_ax, acc_ax, task, frontier_df[frontier_df.task == task], transitions_df,
+               runs, palette)
     loss_ax.set_ylabel("Validation loss")
     acc_ax.set_ylabel("Test accuracy")
     loss_ax.legend(fontsize=7, loc="lower left")
+    if palette:
+        _shape_legend(fig, palette)
     fig.savefig(path, dpi=dpi)
 
 
 def plot_scaling_law(frontier_df: pd.DataFrame, transitions_df: pd.DataFrame | None,
                      pdf_path: str | Path, png_dir: str | Path | None = None,
-                     tasks=None, png_dpi: int = 110) -> list[Path]:
+                     tasks=None, png_dpi: int = 110,
+                     runs_df: pd.DataFrame | None = None) -> list[Path]:
     """Write the scaling-law figure to `pdf_path` (one page) and, with `png_dir`, one
     `{task}.png` per task (`png_dpi` dots per inch). Returns the written paths, the PDF first.
-    `tasks` picks and orders the panels (default: the paper's order)."""
+    `tasks` picks and orders the panels (default: the paper's order); `runs_df` (every run)
+    adds the runs behind the frontier, coloured by model shape."""
     if isinstance(png_dpi, bool) or not isinstance(png_dpi, int) or not 20 <= png_dpi <= 1200:
         raise ValueError(f"png_dpi must be an integer in 20..1200, got {png_dpi!r}")
-    fig, panels = scaling_law_figure(frontier_df, transitions_df, tasks)
+    fig, panels = scaling_law_figure(frontier_df, transitions_df, tasks, runs_df)
     pdf_path = Path(pdf_path)
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     subject = "; ".join(f"{kind}:{task}" for task in panels for kind in ("loss", "acc"))
@@ -183,7 +259,7 @@ def plot_scaling_law(frontier_df: pd.DataFrame, transitions_df: pd.DataFrame | N
         png_dir.mkdir(parents=True, exist_ok=True)
         for task in panels:
             written.append(png_dir / f"{task}.png")
-            _task_png(frontier_df, transitions_df, task, written[-1], png_dpi)
+            _task_png(frontier_df, transitions_df, task, written[-1], png_dpi, runs_df)
     return written
 
 
@@ -381,6 +457,127 @@ def plot_quiet_loud(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
     return _write_pages(pages, pdf_path, "Quiet and loud features")
 
 
+def probe_advantage(across_df: pd.DataFrame, baseline_df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, feature, group, budget): advantage = the random-init level minus the trained
+    model's probe loss (both as probe_group_curves / probe_group_baselines compute them), in the
+    probe's loss units; > 0 where the model's residual stream holds the feature better than a
+    random initialisation's. Columns task, feature, group, budget, loss, baseline, advantage."""
+    _check_columns(across_df, PROBE_NEEDS + ["budget"], "probe table")
+    _check_columns(baseline_df, PROBE_NEEDS + ["seed"], "probe baseline table")
+    if across_df.empty:
+        raise ValueError("probe table: empty")
+    curves = probe_group_curves(across_df, "budget")
+    levels = probe_group_baselines(baseline_df)[["task", "feature", "group", "loss"]]
+    out = curves.merge(levels.rename(columns={"loss": "baseline"}), how="left",
+                       on=["task", "feature", "group"], validate="many_to_one")
+    return out.assign(advantage=out.baseline - out.loss)
+
+
+def _grid_rows(frame: pd.DataFrame, features: list, verdicts: pd.DataFrame | None, task: str):
+    """Row keys (feature, group) in the probe table's feature order, and their labels with the
+    verdict."""
+    keys = list(dict.fromkeys(zip(frame.feature, frame.group)))
+    order = {g: i for i, g in enumerate(GROUP_COLORS)}
+    keys.sort(key=lambda k: (features.index(k[0]), order.get(k[1], len(order))))
+    said = {}
+    if verdicts is not None and len(verdicts):
+        mine = verdicts[verdicts.task == task]
+        said = {(f, g): v for f, g, v in zip(mine.feature, mine.group, mine.verdict)}
+    labels = [f"{f} · {g}" + (f"  [{said[(f, g)]}]" if (f, g) in said else "") for f, g in keys]
+    return keys, labels
+
+
+def quiet_loud_grid(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                    verdicts_df: pd.DataFrame | None = None,
+                    transitions_df: pd.DataFrame | None = None):
+    """The quiet/loud verdicts at a glance: per task a heatmap of probe_advantage, one row per
+    (feature, position group), one column per training budget, colour and number = the advantage
+    (blue: the model beats random inits; red: worse). The row label carries the verdict; a black
+    box marks the onset budget of qlf.probes.classify_features (the first budget whose CI clears
+    zero); a red dashed line stands before the task's transition budget. Returns the figure and
+    task -> (axes, the plotted table: rows (feature, group), columns budget)."""
+    adv = probe_advantage(across_df, baseline_df)
+    if verdicts_df is not None:
+        _check_columns(verdicts_df, ["task", "feature", "group", "verdict", "onset_budget"],
+                       "verdicts")
+    if transitions_df is not None:
+        _check_columns(transitions_df, ["task", "transition_budget"], "transitions")
+    tasks = list(dict.fromkeys(adv.task))
+    tasks = [t for t in TASK_TITLES if t in tasks] + [t for t in tasks if t not in TASK_TITLES]
+    tables = {}
+    for task in tasks:
+        frame = adv[adv.task == task]
+        features = list(dict.fromkeys(across_df[across_df.task == task].feature))
+        keys, labels = _grid_rows(frame, features, verdicts_df, task)
+        table = frame.pivot(index=["feature", "group"], columns="budget", values="advantage")
+        tables[task] = (table.reindex(pd.MultiIndex.from_tuples(keys, names=["feature", "group"])),
+                        labels)
+    ncols = max(len(t.columns) for t, _ in tables.values())
+    label_in = 0.065 * max(len(lab) for _, labels in tables.values() for lab in labels) + 0.3
+    heights = [0.3 * len(t) + 0.9 for t, _ in tables.values()]
+    width = label_in + 0.62 * ncols + 1.3
+    fig = Figure(figsize=(max(width, 6.5), sum(heights) + 0.75))
+    fig.suptitle("Probe advantage over random initialisation (random-init loss minus model loss)",
+                 fontsize=10)
+    fig.text(0.5, 0.01, "[verdict] of quiet_loud.csv; gold box: its onset budget (first CI above "
+             "zero); red dashed: the task's transition", ha="center", va="bottom", fontsize=7)
+    w, h = fig.get_size_inches()
+    grid = fig.add_gridspec(len(tasks), 2, height_ratios=heights, width_ratios=[1, 0.04],
+                            left=label_in / w, right=1 - 0.75 / w, top=1 - 0.55 / h,
+                            bottom=0.6 / h, hspace=0.9 / np.mean(heights), wspace=0.08)
+    panels = {}
+    for i, task in enumerate(tasks):
+        table, labels = tables[task]
+        ax, cax = fig.add_subplot(grid[i, 0]), fig.add_subplot(grid[i, 1])
+        span = float(np.nanmax(np.abs(table.to_numpy()))) if table.notna().any().any() else 1.0
+        sns.heatmap(table, ax=ax, cbar_ax=cax, cmap="RdBu", center=0, vmin=-span, vmax=span,
+                    annot=True, fmt=".2f", annot_kws={"fontsize": 7}, linewidths=0.5,
+                    linecolor="white", xticklabels=[format_budget(b) for b in table.columns],
+                    yticklabels=labels)
+        cax.tick_params(labelsize=7)
+        cax.set_ylabel(_probe_ylabel(across_df[across_df.task == task]).replace("probe test ", "")
+                       + " advantage", fontsize=7)
+        ax.set_title(TASK_TITLES.get(task, task), fontsize=9, loc="left")
+        ax.set_xlabel("Training FLOPs", fontsize=8)
+        ax.set_ylabel("")
+        ax.tick_params(axis="y", labelsize=7, rotation=0)
+        ax.tick_params(axis="x", labelsize=7, rotation=0)
+        budgets = list(table.columns)
+        if verdicts_df is not None:
+            mine = verdicts_df[verdicts_df.task == task]
+            for f, g, onset in zip(mine.feature, mine.group, mine.onset_budget):
+                if (f, g) in table.index and np.isfinite(onset) and onset in budgets:
+                    r, c = table.index.get_loc((f, g)), budgets.index(onset)
+                    ax.add_patch(Rectangle((c + 0.04, r + 0.06), 0.92, 0.88, fill=False,
+                                           ec="gold", lw=2.2))
+            for text in ax.get_yticklabels():  # the decided rows stand out
+                if text.get_text().endswith(("[quiet]", "[loud]")):
+                    text.set_fontweight("bold")
+        if transitions_df is not None:
+            for t in transitions_df[transitions_df.task == task].transition_budget:
+                if np.isfinite(t):  # before the first column at or after the transition
+                    c = int(np.searchsorted(np.asarray(budgets, float), t * (1 - 1e-9)))
+                    ax.axvline(c, color="red", ls="--", lw=1.5, label="transition")
+        panels[task] = (ax, table)
+    return fig, panels
+
+
+def plot_quiet_loud_grid(across_df: pd.DataFrame, baseline_df: pd.DataFrame,
+                         verdicts_df: pd.DataFrame | None, transitions_df: pd.DataFrame | None,
+                         pdf_path: str | Path) -> Path:
+    """Write quiet_loud_grid (one page) to `pdf_path`; its Subject metadata lists the rows as
+    'task:feature/group,...; ...'."""
+    fig, panels = quiet_loud_grid(across_df, baseline_df, verdicts_df, transitions_df)
+    subject = "; ".join(f"{task}:" + ",".join(f"{f}/{g}" for f, g in table.index)
+                        for task, (_, table) in panels.items())
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"Title": "Quiet and loud features: probe advantage", "Subject": subject}
+    with PdfPages(pdf_path, metadata=metadata) as pdf:
+        pdf.savefig(fig)
+    return pdf_path
+
+
 def _loss_twin(ax: Axes, x, loss, label: str) -> Axes:
     """A gray model-loss line on a right-hand log axis of `ax`."""
     twin = ax.twinx()
@@ -444,21 +641,27 @@ ABLATION_NEEDS = ["task", "feature"] + [f"{c}_acc{s}" for c in ABLATION_CONDITIO
 def ablations_figure(summary_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]:
     """One panel per task (the paper's order): per feature, bars of greedy exact-match accuracy
     under no intervention, the feature ablation and the random control (mean over trials), with
-    their bootstrap 95% CIs as whiskers. Returns the figure and task -> axes."""
+    their bootstrap 95% CIs as whiskers. With a `seed` column holding several seeds (one row per
+    task, feature and seed) a bar is the mean over seeds and each seed is a dot inside it with
+    its own CI. Returns the figure and task -> axes."""
     _check_columns(summary_df, ABLATION_NEEDS, "plot_ablations: summary")
     if summary_df.empty:
         raise ValueError("plot_ablations: the summary is empty")
-    repeated = summary_df.duplicated(["task", "feature"])
+    key = ["task", "feature"] + (["seed"] if "seed" in summary_df.columns else [])
+    repeated = summary_df.duplicated(key)
     if repeated.any():
-        raise ValueError(f"plot_ablations: (task, feature) repeats: "
-                         f"{summary_df.loc[repeated, ['task', 'feature']].values.tolist()}; "
-                         "give one row per pair (filter the budget or size first)")
+        raise ValueError(f"plot_ablations: ({', '.join(key)}) repeats: "
+                         f"{summary_df.loc[repeated, key].values.tolist()}; "
+                         "give one row each (filter the budget or size first)")
+    seeds = sorted(summary_df.seed.unique()) if "seed" in summary_df.columns else [None]
     order = _task_order(summary_df, None)
     ncols = min(MAX_COLUMNS, len(order))
     nrows = math.ceil(len(order) / ncols)
     # at least 6 inches wide: the title and the legend do not fit one 3.4-inch panel
     fig = Figure(figsize=(max(3.4 * ncols, 6.0), 3.4 * nrows))
-    fig.suptitle("Feature ablations: accuracy (95% bootstrap CI)")
+    fig.suptitle("Feature ablations: accuracy (95% bootstrap CI)" if len(seeds) == 1 else
+                 f"Feature ablations: mean accuracy of {len(seeds)} seeds (dots: seeds, 95% CI)",
+                 fontsize=12 if len(seeds) == 1 else 10)
     width, height = fig.get_size_inches()
     fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=1.3 / height,
                         top=1 - 0.6 / height, hspace=0.9, wspace=0.3)
@@ -467,14 +670,26 @@ def ablations_figure(summary_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]
     for i, task in enumerate(order):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         rows = summary_df[summary_df.task == task]
-        x = np.arange(len(rows))
+        features = list(dict.fromkeys(rows.feature))
+        x = np.arange(len(features))
         for j, (cond, (label, color)) in enumerate(ABLATION_CONDITIONS.items()):
-            acc = rows[f"{cond}_acc"].to_numpy(float)
-            lo, hi = (rows[f"{cond}_acc{s}"].to_numpy(float) for s in ("_lo", "_hi"))
+            # (feature, seed) tables of the accuracy and its CI ends
+            table = {s: rows.pivot_table(index="feature", columns=key[2:] or None,
+                                         values=f"{cond}_acc{s}", aggfunc="first", dropna=False)
+                     .reindex(features) for s in ("", "_lo", "_hi")}
+            acc, lo, hi = (np.atleast_2d(table[s].to_numpy(float).T).T for s in ("", "_lo", "_hi"))
+            centre = x + (j - 1) * bar
+            one = acc.shape[1] == 1
             err = np.nan_to_num(np.stack([acc - lo, hi - acc]).clip(min=0))  # no CI: no whisker
-            ax.bar(x + (j - 1) * bar, acc, bar, yerr=err, color=color, label=label,
-                   error_kw=dict(lw=0.8, capsize=2))
-        ax.set_xticks(x, rows.feature, rotation=30, ha="right", fontsize=7)
+            ax.bar(centre, acc.mean(axis=1), bar, color=color, label=label,
+                   alpha=1.0 if one else 0.45,
+                   **(dict(yerr=err[:, :, 0], error_kw=dict(lw=0.8, capsize=2)) if one else {}))
+            if not one:  # each seed a dot with its CI, spread across the bar
+                offsets = np.linspace(-0.3, 0.3, acc.shape[1]) * bar
+                for k, off in enumerate(offsets):
+                    ax.errorbar(centre + off, acc[:, k], yerr=err[:, :, k], fmt="o", ms=2.5,
+                                color=color, ecolor="black", elinewidth=0.6, capsize=1)
+        ax.set_xticks(x, features, rotation=30, ha="right", fontsize=7)
         ax.set_ylim(0, 1.05)
         ax.tick_params(axis="y", labelsize=8)
         ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
@@ -490,10 +705,83 @@ def plot_ablations(summary_df: pd.DataFrame, pdf_path: str | Path) -> Path:
     """Write ablations_figure (one page) to `pdf_path`; its Subject metadata lists the panels as
     'task:feature,feature; ...'."""
     fig, panels = ablations_figure(summary_df)
-    subject = "; ".join(f"{task}:" + ",".join(summary_df[summary_df.task == task].feature)
-                        for task in panels)
+    subject = "; ".join(f"{task}:" + ",".join(dict.fromkeys(summary_df[summary_df.task == task]
+                                                           .feature)) for task in panels)
     pdf_path = Path(pdf_path)
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     with PdfPages(pdf_path, metadata={"Title": "Feature ablations", "Subject": subject}) as pdf:
+        pdf.savefig(fig)
+    return pdf_path
+
+
+# -- early-warning figure (qlf.monitor.early_warning table) ----------------------------------------
+
+EARLY_WARNING_NEEDS = ["task", "budget", "run_id", "feature", "flops", "steps", "drop_flops",
+                       "val_exit_flops"]
+
+
+def early_warning_figure(warnings_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]:
+    """One panel per task: a row per frontier run (its budget), a line over the run's training
+    compute, and on it where each feature's probe loss first drops clearly below its random-init
+    value (coloured dots) and where the run's val loss leaves its plateau (black cross). A dot
+    left of the cross is a feature learned while the loss was still flat; the gap is the lead in
+    decades of compute. Returns the figure and task -> axes."""
+    _check_columns(warnings_df, EARLY_WARNING_NEEDS, "plot_early_warning")
+    if warnings_df.empty:
+        raise ValueError("plot_early_warning: the table has no rows")
+    order = _task_order(warnings_df, None)
+    features = list(dict.fromkeys(warnings_df.feature))
+    palette = dict(zip(features, sns.color_palette("colorblind", len(features))))
+    ncols = min(3, len(order))
+    nrows = math.ceil(len(order) / ncols)
+    fig = Figure(figsize=(max(4.2 * ncols, 6.0), 0.6 + 2.8 * nrows))
+    fig.suptitle("Early warning: probe loss drop (dots) vs val loss leaving its plateau (x)",
+                 fontsize=11)
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.2 / width, bottom=1.2 / height,
+                        top=1 - 0.6 / height, hspace=0.7, wspace=0.35)
+    panels = {}
+    for i, task in enumerate(order):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        rows = warnings_df[warnings_df.task == task]
+        budgets = sorted(rows.budget.unique())
+        offsets = np.linspace(-0.2, 0.2, len(features)) if len(features) > 1 else [0.0]
+        for y, budget in enumerate(budgets):
+            run = rows[rows.budget == budget]
+            first = run.iloc[0]
+            ax.plot([first.flops / first.steps, first.flops], [y, y], color="0.75", lw=1.5,
+                    zorder=1)
+            if np.isfinite(first.val_exit_flops):
+                ax.scatter([first.val_exit_flops], [y], marker="x", color="black", s=40,
+                           zorder=3)
+            for off, feature in zip(offsets, features):
+                hit = run[(run.feature == feature) & np.isfinite(run.drop_flops)]
+                ax.scatter(hit.drop_flops, np.full(len(hit), y + off), color=palette[feature],
+                           s=22, zorder=2)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(budgets)), [format_budget(b) for b in budgets], fontsize=8)
+        ax.set_ylim(-0.6, len(budgets) - 0.4)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel("training FLOPs so far", fontsize=8)
+        if i % ncols == 0:
+            ax.set_ylabel("run (budget)", fontsize=8)
+        ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
+        panels[task] = ax
+    handles = [Line2D([], [], ls="", marker="o", color=palette[f], label=f"{f}: probe drop")
+               for f in features]
+    handles.append(Line2D([], [], ls="", marker="x", color="black",
+                          label="val loss leaves plateau"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
+               frameon=False)
+    return fig, panels
+
+
+def plot_early_warning(warnings_df: pd.DataFrame, pdf_path: str | Path) -> Path:
+    """early_warning_figure to a PDF (Subject metadata: the panels' tasks)."""
+    fig, panels = early_warning_figure(warnings_df)
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    with PdfPages(pdf_path, metadata={"Title": "Early warning",
+                                      "Subject": "; ".join(panels)}) as pdf:
         pdf.savefig(fig)
     return pdf_path

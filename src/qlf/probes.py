@@ -19,6 +19,9 @@ that have row r, y = labels[:, r]; raw, unstandardised activations and C = 100 [
                   row whose train and test label rows are all exactly one-hot (BFS queue, r=n-2)
     multilabel -> one binary LogisticRegression per label column that varies in train; train and
                   test log loss over those same columns (H16); accuracy per bit
+The same probes can be fitted by qlf.probe_solver instead (solver="torch": all layers and rows of
+a feature as one batched Newton problem in torch, same objective, branches and skips; the
+agreement of the two is tested in tests/test_monitor.py); scikit-learn stays the default.
 Log losses clip probabilities to [eps, 1-eps] (float64 eps) as sklearn's log_loss does, so one
 confidently wrong example costs at most ~36 nats. Every result is keyed by (feature, layer, r); a
 skipped probe is a metrics row with NaN losses and a `skipped_reason` (H3). Convergence is
@@ -44,6 +47,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from . import probe_solver as ps
 from .compute import RunSpec
 from .data import Layout, Stream
 from .model import ModelConfig, Transformer, masked_loss_per_example
@@ -343,7 +347,8 @@ def fit_probe(X_tr, y_tr, X_te, y_te, kind: str, C: float = 100.0, max_iter: int
         return _fit_probe(X_tr, y_tr, X_te, y_te, kind, C, max_iter, min_train)
 
 
-def _fit_probe(X_tr, y_tr, X_te, y_te, kind, C, max_iter, min_train) -> dict:
+def _probe_inputs(X_tr, y_tr, X_te, y_te, kind, min_train):
+    """Checks shared by both solvers; (X_tr, X_te) as float64 arrays, or _Skip."""
     if kind not in ("binary", "multilabel", "onehot", "regression"):
         raise ValueError(f"unknown feature kind {kind!r}")
     if len(X_tr) < min_train:
@@ -357,41 +362,76 @@ def _fit_probe(X_tr, y_tr, X_te, y_te, kind, C, max_iter, min_train) -> dict:
             raise ValueError(f"{kind} probe, {split}: X must be (m, d) and y "
                              f"{'(m,)' if label_ndim == 1 else '(m, K)'} with the same m; got "
                              f"{X.shape} and {np.shape(y)}")
-    nan = float("nan")
-    res = dict(train_acc=nan, test_acc=nan, train_mse=nan, test_mse=nan, train_r2=nan,
-               test_r2=nan, columns=None, converged=True, n_iter=0, n_columns=1)
+    return X_tr, X_te
 
+
+def _probe_labels(y_tr, y_te, kind) -> dict:
+    """The branch a probe takes and its labels (module docstring), or _Skip: the decisions that
+    depend on labels only, shared by the sklearn and the batched torch solver.
+
+    regression: y_tr, y_te float; binary: y_tr, y_te 0/1; onehot: c_tr, c_te class ids,
+    classes (train and test, ascending), fitted (the train classes); multilabel: Y_tr, Y_te
+    restricted to `kept`, the columns that vary in train.
+    """
     if kind == "regression":
         y_tr, y_te = np.asarray(y_tr, np.float64), np.asarray(y_te, np.float64)
         if len(np.unique(y_tr)) < 2:
             raise _Skip("constant label in train")
-        ols = LinearRegression().fit(X_tr, y_tr)
-        p_tr, p_te = ols.predict(X_tr), ols.predict(X_te)
-        sq_tr, sq_te = (p_tr - y_tr) ** 2, (p_te - y_te) ** 2
-        res.update(branch="regression", W=ols.coef_[None, :], b=np.array([ols.intercept_]),
-                   train_mse=float(sq_tr.mean()), test_mse=float(sq_te.mean()),
-                   train_r2=_r2(y_tr, p_tr), test_r2=_r2(y_te, p_te))
-        res.update(train_loss=res["train_mse"], test_loss=res["test_mse"], test_losses=sq_te)
-        return res
-
+        return dict(branch="regression", y_tr=y_tr, y_te=y_te)
     if kind == "binary":
         y_tr, y_te = _binary_labels(y_tr, "binary train"), _binary_labels(y_te, "binary test")
         if len(np.unique(y_tr)) < 2:
             raise _Skip("single class in train")
-        fit = _logistic(X_tr, y_tr, X_te, y_te, [0, 1], C, max_iter)
-        res.update(branch="binary", W=fit["lr"].coef_, b=fit["lr"].intercept_)
-        return _classifier_metrics(res, fit, max_iter)
-
+        return dict(branch="binary", y_tr=y_tr, y_te=y_te)
     y_tr, y_te = _binary_labels(y_tr, f"{kind} train"), _binary_labels(y_te, f"{kind} test")
     one_hot = (y_tr.sum(1) == 1).all() and (y_te.sum(1) == 1).all()
     if kind == "onehot" and not one_hot:
         raise ValueError("onehot feature: every label row must have exactly one 1")
     if one_hot:
         c_tr, c_te = y_tr.argmax(1), y_te.argmax(1)
-        if len(np.unique(c_tr)) < 2:
+        fitted = np.unique(c_tr)
+        if len(fitted) < 2:
             raise _Skip("single class in train")
-        classes = np.union1d(c_tr, c_te)
-        fit = _logistic(X_tr, c_tr, X_te, c_te, classes, C, max_iter)
+        return dict(branch="onehot", c_tr=c_tr, c_te=c_te, classes=np.union1d(c_tr, c_te),
+                    fitted=fitted)
+    kept = np.flatnonzero((y_tr != y_tr[:1]).any(0))  # columns that vary in train
+    if not len(kept):
+        raise _Skip("no label column varies in train")
+    return dict(branch="multilabel", Y_tr=y_tr[:, kept], Y_te=y_te[:, kept], kept=kept)
+
+
+def _empty_metrics() -> dict:
+    nan = float("nan")
+    return dict(train_acc=nan, test_acc=nan, train_mse=nan, test_mse=nan, train_r2=nan,
+                test_r2=nan, columns=None, converged=True, n_iter=0, n_columns=1)
+
+
+def _regression_metrics(res, lab, p_tr, p_te) -> dict:
+    y_tr, y_te = lab["y_tr"], lab["y_te"]
+    sq_tr, sq_te = (p_tr - y_tr) ** 2, (p_te - y_te) ** 2
+    res.update(train_mse=float(sq_tr.mean()), test_mse=float(sq_te.mean()),
+               train_r2=_r2(y_tr, p_tr), test_r2=_r2(y_te, p_te))
+    res.update(train_loss=res["train_mse"], test_loss=res["test_mse"], test_losses=sq_te)
+    return res
+
+
+def _fit_probe(X_tr, y_tr, X_te, y_te, kind, C, max_iter, min_train) -> dict:
+    X_tr, X_te = _probe_inputs(X_tr, y_tr, X_te, y_te, kind, min_train)
+    lab = _probe_labels(y_tr, y_te, kind)
+    res = _empty_metrics()
+
+    if lab["branch"] == "regression":
+        ols = LinearRegression().fit(X_tr, lab["y_tr"])
+        res.update(branch="regression", W=ols.coef_[None, :], b=np.array([ols.intercept_]))
+        return _regression_metrics(res, lab, ols.predict(X_tr), ols.predict(X_te))
+
+    if lab["branch"] == "binary":
+        fit = _logistic(X_tr, lab["y_tr"], X_te, lab["y_te"], [0, 1], C, max_iter)
+        res.update(branch="binary", W=fit["lr"].coef_, b=fit["lr"].intercept_)
+        return _classifier_metrics(res, fit, max_iter)
+
+    if lab["branch"] == "onehot":
+        fit = _logistic(X_tr, lab["c_tr"], X_te, lab["c_te"], lab["classes"], C, max_iter)
         lr = fit["lr"]
         W, b = lr.coef_, lr.intercept_
         if len(lr.classes_) == 2:  # sklearn keeps one logit for two classes: make it symmetric
@@ -400,10 +440,9 @@ def _fit_probe(X_tr, y_tr, X_te, y_te, kind, C, max_iter, min_train) -> dict:
                    n_columns=len(lr.classes_))
         return _classifier_metrics(res, fit, max_iter)
 
-    kept = np.flatnonzero((y_tr != y_tr[:1]).any(0))  # columns that vary in train
-    if not len(kept):
-        raise _Skip("no label column varies in train")
-    fits = [_logistic(X_tr, y_tr[:, j], X_te, y_te[:, j], [0, 1], C, max_iter) for j in kept]
+    Y_tr, Y_te, kept = lab["Y_tr"], lab["Y_te"], lab["kept"]
+    fits = [_logistic(X_tr, Y_tr[:, j], X_te, Y_te[:, j], [0, 1], C, max_iter)
+            for j in range(len(kept))]
     # per example: the mean over the kept columns (so accuracy is per bit)
     mean = {k: np.mean([f[k] for f in fits], axis=0)
             for k in ("train_loss", "train_ok", "test_loss", "test_ok")}
@@ -420,6 +459,151 @@ def _classifier_metrics(res, fit, max_iter) -> dict:
                test_losses=fit["test_loss"], n_iter=fit["n_iter"],
                converged=fit["n_iter"] < max_iter)
     return res
+
+
+# -- many probes at once, in torch (qlf.probe_solver) ---------------------------------------------
+
+SOLVERS = ("sklearn", "torch")
+
+
+def _pad(arrays, width=None, dtype=np.float64) -> np.ndarray:
+    """Stack arrays of different lengths along a new first axis, zero padded to `width`."""
+    width = max(len(a) for a in arrays) if width is None else width
+    out = np.zeros((len(arrays), width) + arrays[0].shape[1:], dtype)
+    for i, a in enumerate(arrays):
+        out[i, :len(a)] = a
+    return out
+
+
+def _chunks(n_problems: int, per_problem_bytes: int, max_bytes: int):
+    size = max(1, max_bytes // max(1, per_problem_bytes))
+    return [slice(lo, min(n_problems, lo + size)) for lo in range(0, n_problems, size)]
+
+
+def _as_probabilities(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (float64)."""
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def fit_probes_torch(items, C: float = 100.0, max_iter: int = 100, min_train: int = 10,
+                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                     max_bytes: int = 1 << 28) -> list:
+    """fit_probe for a list of probes at once: items are (X_tr, y_tr, X_te, y_te, kind) tuples;
+    the result is, per item, fit_probe's dict or the _Skip it raised. Same branches, skips and
+    metrics as the sklearn solver (module docstring); the fitting is qlf.probe_solver's Newton
+    method, batched over the probes of a branch (and, for multilabel rows, their columns), in
+    chunks of about `max_bytes` of float64 activations on `device`. max_iter counts Newton
+    steps (typically 5-30 suffice)."""
+    out, groups = [None] * len(items), {}
+    for i, (X_tr, y_tr, X_te, y_te, kind) in enumerate(items):
+        try:
+            X_tr, X_te = _probe_inputs(X_tr, y_tr, X_te, y_te, kind, min_train)
+            lab = _probe_labels(y_tr, y_te, kind)
+        except _Skip as skip:
+            out[i] = skip
+            continue
+        if lab["branch"] == "onehot":
+            n_cls = len(lab["fitted"])
+            key = ("binary", 1) if n_cls == 2 else ("multinomial", len(lab["classes"]))
+        elif lab["branch"] == "multilabel":
+            key = ("binary", len(lab["kept"]))
+        else:
+            key = (lab["branch"] if lab["branch"] == "regression" else "binary", 1)
+        groups.setdefault(key, []).append((i, X_tr, X_te, lab))
+
+    def tensor(a, dt=dtype):
+        return torch.as_tensor(a, device=device).to(dt)
+
+    for (solver, K), members in groups.items():
+        m = max(len(x) for _, x, _, _ in members)
+        d = members[0][1].shape[1]
+        hessian = 8 * (K * (d + 1)) ** 2 if solver == "multinomial" else 8 * K * (d + 1) ** 2
+        for part in _chunks(len(members), 8 * m * (d + 1) * (4 + K) + 3 * hessian, max_bytes):
+            chunk = members[part]
+            X = tensor(_pad([x for _, x, _, _ in chunk], m))
+            weight = tensor(_pad([np.ones(len(x)) for _, x, _, _ in chunk], m))
+            if solver == "regression":
+                W, b = ps.fit_least_squares(X, tensor(_pad([lab["y_tr"] for *_, lab in chunk],
+                                                           m)), weight)
+                fits = [dict(W=W[j:j + 1].cpu().numpy(), b=b[j:j + 1].cpu().numpy(), n_iter=0)
+                        for j in range(len(chunk))]
+            elif solver == "binary":
+                Y, active = [], np.zeros((len(chunk), K), bool)
+                for j, (*_, lab) in enumerate(chunk):
+                    Y.append(_binary_targets(lab))
+                    active[j, :Y[-1].shape[1]] = True
+                Yp = np.zeros((len(chunk), m, K))
+                for j, y in enumerate(Y):
+                    Yp[j, :len(y), :y.shape[1]] = y
+                W, b, n_iter, _ = ps.fit_binary(X, tensor(Yp), weight,
+                                                torch.as_tensor(active, device=device), C,
+                                                max_iter, dtype=dtype)
+                fits = [dict(W=W[j, :len(Y[j].T)].cpu().numpy(), b=b[j, :len(Y[j].T)].cpu().numpy(),
+                             n_iter=int(n_iter[j, :len(Y[j].T)].max()))
+                        for j in range(len(chunk))]
+            else:
+                c = _pad([np.searchsorted(lab["classes"], lab["c_tr"]) for *_, lab in chunk], m)
+                present = np.zeros((len(chunk), K), bool)
+                for j, (*_, lab) in enumerate(chunk):
+                    present[j, np.searchsorted(lab["classes"], lab["fitted"])] = True
+                W, b, n_iter, _ = ps.fit_multinomial(X, torch.as_tensor(c, device=device),
+                                                     weight, torch.as_tensor(present,
+                                                                             device=device),
+                                                     C, max_iter, dtype=dtype)
+                fits = []
+                for j, (*_, lab) in enumerate(chunk):
+                    cols = np.searchsorted(lab["classes"], lab["fitted"])
+                    fits.append(dict(W=W[j, cols].cpu().numpy(), b=b[j, cols].cpu().numpy(),
+                                     n_iter=int(n_iter[j])))
+            for (i, X_tr, X_te, lab), fit in zip(chunk, fits):
+                out[i] = _linear_probe_metrics(lab, fit, X_tr, X_te, max_iter)
+    return out
+
+
+def _binary_targets(lab) -> np.ndarray:
+    """(m, K) 0/1 train targets of the binary columns a probe fits."""
+    if lab["branch"] == "binary":
+        return lab["y_tr"][:, None].astype(np.float64)
+    if lab["branch"] == "onehot":  # two train classes: one logit for the larger (sklearn)
+        return (lab["c_tr"] == lab["fitted"][1])[:, None].astype(np.float64)
+    return lab["Y_tr"].astype(np.float64)
+
+
+def _linear_probe_metrics(lab, fit, X_tr, X_te, max_iter) -> dict:
+    """fit_probe's dict from a fitted linear probe (W, b as the torch solver returns them)."""
+    res = _empty_metrics()
+    W, b = fit["W"], fit["b"]
+    branch = lab["branch"]
+    if branch == "regression":
+        res.update(branch=branch, W=W, b=b)
+        return _regression_metrics(res, lab, X_tr @ W[0] + b[0], X_te @ W[0] + b[0])
+    per = {}
+    if branch in ("binary", "multilabel"):
+        for split, X, Y in (("train", X_tr, lab.get("Y_tr", lab.get("y_tr"))),
+                            ("test", X_te, lab.get("Y_te", lab.get("y_te")))):
+            Y = Y.reshape(len(X), -1)
+            z = X @ W.T + b
+            p1 = 1.0 / (1.0 + np.exp(-z))
+            loss = -np.log(np.clip(np.where(Y == 1, p1, 1 - p1), EPS, 1 - EPS))
+            per[f"{split}_loss"], per[f"{split}_ok"] = loss.mean(1), ((z > 0) == Y).mean(1)
+        columns = lab["kept"] if branch == "multilabel" else None
+        res.update(branch=branch, W=W, b=b, columns=columns,
+                   n_columns=len(columns) if columns is not None else 1)
+    else:  # onehot: probabilities over the train classes, scored over train and test classes
+        fitted, classes = lab["fitted"], lab["classes"]
+        if len(fitted) == 2:  # the one binary logit, stored as the symmetric pair (sklearn path)
+            W, b = np.concatenate([-W / 2, W / 2]), np.concatenate([-b / 2, b / 2])
+        for split, X, c in (("train", X_tr, lab["c_tr"]), ("test", X_te, lab["c_te"])):
+            z = X @ W.T + b
+            proba = np.zeros((len(X), len(classes)))
+            proba[:, np.searchsorted(classes, fitted)] = _as_probabilities(z)
+            per[f"{split}_loss"] = _log_losses(proba, np.searchsorted(classes, c))
+            per[f"{split}_ok"] = fitted[z.argmax(1)] == c
+        res.update(branch=branch, W=W, b=b, columns=fitted.astype(np.int64),
+                   n_columns=len(fitted))
+    return _classifier_metrics(res, dict(per, n_iter=fit["n_iter"]), max_iter)
 
 
 # -- probing a model ---------------------------------------------------------------------------
@@ -443,7 +627,8 @@ def _feature_names(task: Task, features, splits: dict[str, Examples]) -> list[st
 def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_test: Examples,
                 features=None, max_bytes: int = DEFAULT_MAX_BYTES, batch_size: int = 256,
                 C: float = 100.0, max_iter: int = 1000, min_train: int = 10,
-                blas_threads: int | None = 1, progress: bool = True) -> ProbeResult:
+                blas_threads: int | None = 1, progress: bool = True,
+                solver: str = "sklearn") -> ProbeResult:
     """Probe every layer of `model` for the task's features (all, or the names in `features`).
 
     probe_train / probe_test: the data layer's probe splits, generated with features=True.
@@ -451,7 +636,12 @@ def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_tes
     or a single train class (constant values) are skipped and recorded with NaN metrics.
     C, max_iter, min_train, blas_threads: see fit_probe. progress: a line on stderr per feature
     and layer group (a model's probes take minutes at the default sizes).
+    solver: "sklearn" (fit_probe, one probe at a time) or "torch" (fit_probes_torch: all layers
+    and rows of a feature as one batched problem on the model's device; max_iter then caps the
+    Newton steps at min(max_iter, 100)).
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     splits = {"probe_train": probe_train, "probe_test": probe_test}
     names = _feature_names(task, features, splits)
     declared = {f.name: f.kind for f in task.features}
@@ -461,30 +651,49 @@ def probe_model(model: Transformer, task: Task, probe_train: Examples, probe_tes
         for name in p.features:
             started, n_before = time.perf_counter(), len(rows)
             lab_tr, lab_te = probe_train.features[name], probe_test.features[name]
+            todo = []  # (row dict, test example indices)
             for layer in p.layers:
                 for r in range(lab_tr.positions.shape[1]):
-                    i_tr, X_tr = p.vectors("probe_train", name, layer, r)
-                    i_te, X_te = p.vectors("probe_test", name, layer, r)
+                    i_tr = np.flatnonzero(lab_tr.positions[:, r] >= 0)
+                    i_te = np.flatnonzero(lab_te.positions[:, r] >= 0)
                     pos = lab_tr.positions[i_tr, r]
-                    row = dict(task=task.name, size=task.size, feature=name,
-                               kind=declared[name], layer=layer, row=r, n_train=len(i_tr),
-                               n_test=len(i_te), skipped_reason="",
-                               abs_position=int(np.bincount(pos).argmax()) if len(pos) else -1)
+                    todo.append((dict(task=task.name, size=task.size, feature=name,
+                                      kind=declared[name], layer=layer, row=r,
+                                      n_train=len(i_tr), n_test=len(i_te), skipped_reason="",
+                                      abs_position=int(np.bincount(pos).argmax())
+                                      if len(pos) else -1), i_te))
+
+            def arguments(row):  # fit_probe's arguments (copies: made when needed)
+                (i_tr, X_tr), (i_te, X_te) = (p.vectors(s, name, row["layer"], row["row"])
+                                              for s in SPLITS)
+                return (X_tr, lab_tr.labels[i_tr, row["row"]], X_te,
+                        lab_te.labels[i_te, row["row"]], declared[name])
+
+            if solver == "torch":
+                fits = fit_probes_torch([arguments(row) for row, _ in todo], C,
+                                        min(max_iter, 100), min_train,
+                                        device=model.rope.device)
+            else:
+                fits = []
+                for row, _ in todo:
                     try:
-                        fit = fit_probe(X_tr, lab_tr.labels[i_tr, r], X_te,
-                                        lab_te.labels[i_te, r], declared[name], C, max_iter,
-                                        min_train, blas_threads)
+                        fits.append(fit_probe(*arguments(row), C, max_iter, min_train,
+                                              blas_threads))
                     except _Skip as skip:
-                        rows.append(dict(row, branch="skipped", skipped_reason=str(skip)))
-                        continue
-                    rows.append(dict(row, **{k: v for k, v in fit.items()
-                                             if k in METRIC_COLUMNS}))
-                    probes.append(FittedProbe(
-                        name, fit["branch"], layer, r, np.asarray(fit["W"], np.float32),
-                        np.asarray(fit["b"], np.float32), fit["columns"],
-                        fit["train_loss"], fit["test_loss"]))
-                    test_losses[name, layer, r] = fit["test_losses"].astype(np.float32)
-                    test_examples[name, r] = i_te
+                        fits.append(skip)
+            for (row, i_te), fit in zip(todo, fits):
+                layer, r = row["layer"], row["row"]
+                if isinstance(fit, _Skip):
+                    rows.append(dict(row, branch="skipped", skipped_reason=str(fit)))
+                    continue
+                rows.append(dict(row, **{k: v for k, v in fit.items()
+                                         if k in METRIC_COLUMNS}))
+                probes.append(FittedProbe(
+                    name, fit["branch"], layer, r, np.asarray(fit["W"], np.float32),
+                    np.asarray(fit["b"], np.float32), fit["columns"],
+                    fit["train_loss"], fit["test_loss"]))
+                test_losses[name, layer, r] = fit["test_losses"].astype(np.float32)
+                test_examples[name, r] = i_te
             if progress:
                 print(f"[qlf probes] {task.name} {name} layers {p.layers[0]}-{p.layers[-1]}: "
                       f"{len(rows) - n_before} probes in {time.perf_counter() - started:.1f} s",

@@ -292,7 +292,9 @@ def evaluate_accuracies(stack: Stack, ids: torch.Tensor, loss_mask: torch.Tensor
     step = max(1, DECODE_TOKENS // (t * k))
     for i in range(0, n, step):
         rows, mask = ids[:, i:i + step].reshape(-1, t), loss_mask[:, i:i + step].reshape(-1, t)
-        generated = greedy_decode(stack, rows, eq_pos[:, i:i + step].reshape(-1))
+        # unscored positions (another segment's prompt, padding) are fed, not generated
+        generated = greedy_decode(stack, rows, eq_pos[:, i:i + step].reshape(-1),
+                                  given=mask == 0)
         correct += exact_match(generated, rows, mask).view(k, -1).sum(1)
     return (correct.double() / n).tolist()
 

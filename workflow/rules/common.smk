@@ -42,8 +42,11 @@ MODEL_STEPS = "results/models/{task}/n{size}/C{exp}/{run_id}/steps"
 
 PROBES = CONFIG["probes"]
 PROBE_TASKS = list(PROBES.get("tasks", {}))
-PROBE_OPTIONS = {k: PROBES[k] for k in ("max_bytes", "batch_size") if k in PROBES}
+PROBE_OPTIONS = {k: PROBES[k] for k in ("max_bytes", "batch_size", "solver") if k in PROBES}
 ABLATIONS = CONFIG["ablations"]
+# training.monitor: true (every task) or a list of tasks whose runs carry summary.monitor
+_MONITOR = CONFIG["training"].get("monitor") or []
+MONITOR_TASKS = TASK_NAMES if _MONITOR is True else [t for t in TASK_NAMES if t in _MONITOR]
 
 wildcard_constraints:
     task="|".join(TASK_NAMES),
@@ -239,10 +242,18 @@ def ablation_features(task):
     return names
 
 
+def monitor_records():
+    """The records of the monitored tasks' frontier runs (read from the frontier checkpoints)."""
+    return [path for task in MONITOR_TASKS
+            for path in pd.read_csv(checkpoints.frontier.get(task=task).output[0]).path]
+
+
 def all_targets():
     targets = ["results/plots/scaling_law.pdf", "results/scaling/transitions.csv"]
     if PROBE_TASKS:
         targets += ["results/probes/quiet_loud.csv", "results/plots/quiet_loud_features.pdf",
                     "results/plots/within_run_probes.pdf", "results/ablations/summary.csv",
                     "results/plots/ablations.pdf"]
+    if MONITOR_TASKS:
+        targets += ["results/monitor/early_warning.csv", "results/plots/early_warning.pdf"]
     return targets

@@ -24,7 +24,13 @@ checkpoint frontier:
     input:
         "results/scaling/{task}.csv",
     output:
-        "results/scaling/{task}_frontier.csv",
+        report(
+            "results/scaling/{task}_frontier.csv",
+            caption="../report/frontier.rst",
+            category="Scaling law",
+            subcategory="Tables",
+            labels={"table": "frontier", "task": "{task}"},
+        ),
     resources:
         runtime=5,
         mem_mb=1000,
@@ -42,7 +48,13 @@ rule transitions:
     input:
         expand("results/scaling/{task}_frontier.csv", task=TASK_NAMES),
     output:
-        "results/scaling/transitions.csv",
+        report(
+            "results/scaling/transitions.csv",
+            caption="../report/transitions.rst",
+            category="Scaling law",
+            subcategory="Tables",
+            labels={"table": "transitions", "task": "all"},
+        ),
     params:
         options=CONFIG["scaling"],
     resources:
@@ -61,18 +73,26 @@ rule transitions:
 rule plot_scaling_law:
     input:
         frontiers=expand("results/scaling/{task}_frontier.csv", task=TASK_NAMES),
+        runs=expand("results/scaling/{task}.csv", task=TASK_NAMES),
         transitions="results/scaling/transitions.csv",
     output:
         pdf=report(
             "results/plots/scaling_law.pdf",
             caption="../report/scaling_law.rst",
             category="Scaling law",
+            subcategory="Figures",
+            labels={"figure": "scaling law", "task": "all"},
         ),
-        pngs=report(
-            expand("results/plots/scaling_law/{task}.png", task=TASK_NAMES),
-            caption="../report/scaling_law_task.rst",
-            category="Scaling law",
-        ),
+        pngs=[
+            report(
+                f"results/plots/scaling_law/{task}.png",
+                caption="../report/scaling_law_task.rst",
+                category="Scaling law",
+                subcategory="Figures",
+                labels={"figure": "scaling law", "task": task},
+            )
+            for task in TASK_NAMES
+        ],
     params:
         tasks=TASK_NAMES,
         options=CONFIG["plots"],

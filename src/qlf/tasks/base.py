@@ -12,6 +12,7 @@ Everything is vectorised numpy over a batch of examples; tasks never import torc
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -112,6 +113,14 @@ class Task(ABC):
     @property
     def eos_id(self) -> int:
         return self.vocab_size - 1
+
+    def random_guess_loss(self) -> float:
+        """Validation loss of a guesser that knows the answer format (qlf.scaling's baseline).
+
+        Default: uniform over every token but '=' at each scored target, ln(vocab_size - 1), the
+        reference's rule for its variable-length answers (ln 20, ln 27). Tasks whose format
+        fixes some targets override it (e.g. a one-bit answer: ln 2 on 1 of 3 targets)."""
+        return math.log(self.vocab_size - 1)
 
     def feature(self, name: str) -> Feature:
         for f in self.features:

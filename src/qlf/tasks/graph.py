@@ -15,6 +15,7 @@ Salt streams: 1 vertex relabelling, 2 start node / path source, 3 path target, 4
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,12 +27,17 @@ EQ_ID, EOS_ID = 26, 27
 
 
 class GraphTask(Task):
-    """Base of the graph tasks: vocabulary, the graph file, prompt assembly, validation."""
+    """Base of the graph tasks: vocabulary, the graph file, prompt assembly, validation.
+
+    graph_class names the class of graphs the instances come from (qlf.graphs.GRAPH_CLASSES:
+    connected, perfect, connected_planar, connected_eulerian), hence the graph file.
+    """
 
     tokens = tuple(chr(65 + v) for v in range(26)) + (EQ, EOS)
     default_size, min_size, max_size, size_unit = 11, 3, 26, "nodes"
     equivalence = "the underlying unlabelled graph (one line of graph{n}c.g6)"
     features = ()
+    graph_class: ClassVar[str] = "connected"
 
     def __init__(self, size: int | None = None, graphs_dir: str | Path = "resources/graphs"):
         super().__init__(size)
@@ -39,11 +45,15 @@ class GraphTask(Task):
         self._graph_file: graphs.GraphFile | None = None
 
     @property
+    def graph_path(self) -> Path:
+        """Where the g6 file of the instance space lives (graphs_dir / graph{n}c.g6, ...)."""
+        return graphs.graph_file_path(self.graphs_dir, self.size, self.graph_class)
+
+    @property
     def graph_file(self) -> graphs.GraphFile:
         """The g6 file of the instance space, opened on first use."""
         if self._graph_file is None:
-            self._graph_file = graphs.GraphFile(
-                graphs.graph_file_path(self.graphs_dir, self.size), self.size)
+            self._graph_file = graphs.GraphFile(self.graph_path, self.size)
         return self._graph_file
 
     @property
@@ -64,7 +74,7 @@ class GraphTask(Task):
         raise NotImplementedError
 
     # -- shared pieces ------------------------------------------------------------------------
-    def _check_graphs(self, adjacency, directed=False) -> np.ndarray:
+    def _check_graphs(self, adjacency, directed=False, connected=True) -> np.ndarray:
         adj = np.asarray(adjacency)
         n = self.size
         if adj.ndim != 3 or adj.shape[1:] != (n, n):
@@ -80,7 +90,7 @@ class GraphTask(Task):
             raise ValueError(f"{self.name}: a directed graph may not hold both u->v and v->u")
         if not directed and (adj != adj.transpose(0, 2, 1)).any():
             raise ValueError(f"{self.name}: an undirected adjacency must be symmetric")
-        if not _connected(under).all():
+        if connected and not _connected(under).all():
             raise ValueError(f"{self.name}: every graph must be connected")
         return adj
 
@@ -100,20 +110,21 @@ class GraphTask(Task):
         position of '=').
         """
         k, p = prefix.shape
+        eq_id, eos_id = self.eq_id, self.eos_id
         n_edges = (first >= 0).sum(1)
-        ids = np.full((k, self.seq_len), EOS_ID, dtype=np.uint8)
+        ids = np.full((k, self.seq_len), eos_id, dtype=np.uint8)
         ids[:, :p] = prefix
         edges = np.stack([first, second], axis=2).reshape(k, -1)
-        ids[:, p:p + edges.shape[1]] = np.where(edges >= 0, edges, EOS_ID)
+        ids[:, p:p + edges.shape[1]] = np.where(edges >= 0, edges, eos_id)
         op = p + 2 * n_edges
         rows = np.arange(k)
-        ids[rows, op] = EQ_ID
+        ids[rows, op] = eq_id
         cols = op[:, None] + 1 + np.arange(answer.shape[1])
-        ids[rows[:, None], cols] = np.where(answer >= 0, answer, EOS_ID)
+        ids[rows[:, None], cols] = np.where(answer >= 0, answer, eos_id)
         keys = np.zeros(k, np.uint64) if keys is None else np.asarray(keys, dtype=np.uint64)
         if keys.shape != (k,):
             raise ValueError(f"{self.name}: keys must have shape ({k},), got {keys.shape}")
-        ex = Examples(ids, loss_mask_from(ids, EQ_ID, EOS_ID), keys)
+        ex = Examples(ids, loss_mask_from(ids, eq_id, eos_id), keys)
         return ex, op
 
     def _pairs(self, adjacency) -> tuple[np.ndarray, np.ndarray]:
