@@ -373,3 +373,39 @@ def test_early_warning_plot(synthetic_records, tmp_path):
     assert out.stat().st_size > 1000
     with pytest.raises(ValueError, match="no rows"):
         plot_early_warning(early_warning(frontier).iloc[:0], tmp_path / "empty.pdf")
+
+
+@pytest.mark.parametrize("name,size,layout", [
+    ("graph_breadth_first_search", 6, (4, 4, 80, 24)),  # multilabel rows and a one-hot last row
+    ("majority_of_majority", 8, (10, 10, 300, 100)),    # binary and regression features
+])
+def test_monitor_matches_offline_probes_on_other_branches(name, size, layout, graphs_dir):
+    task = get_task(name, size, graphs_dir=graphs_dir)
+    stream = Stream(task, 0, Layout(*layout))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model = Transformer(ModelConfig(task.vocab_size, task.seq_len, 8, 2, 2)).eval()
+    mon = ProbeMonitor(task, stream, "cpu")
+    mon.on_validation_point(0, model)
+    ref = probe_model(model, task, stream.examples("probe_train"), stream.examples("probe_test"),
+                      progress=False).metrics
+    assert set(ref.branch) >= ({"multilabel", "onehot"} if name.startswith("graph")
+                               else {"binary", "regression"})
+    expected = ref.groupby(["feature", "layer"]).test_loss.mean()
+    res = mon.result(0)
+    for (feature, layer), value in expected.items():
+        assert agree(res[feature][str(layer)][0][1], value), (feature, layer, value)
+
+
+def test_monitor_skips_a_diverging_member(trained_addition):
+    task, stream, init, _ = trained_addition
+    broken = Transformer(init.cfg).eval()
+    broken.load_state_dict(init.state_dict())
+    with torch.no_grad():
+        broken.tok_embeddings.weight[:] = float("nan")
+    mon = ProbeMonitor(task, stream, "cpu", n_train=50, n_test=20)
+    mon.on_validation_point(0, init, member=0)
+    mon.on_validation_point(0, broken, member=1)
+    assert mon.nonfinite == [[1, 0]] and sorted(mon.curves) == [0]
+    assert ProbeMonitor(task, stream, "cpu", n_train=50, n_test=20).load_state_dict(
+        json.loads(json.dumps(mon.state_dict()))) is None

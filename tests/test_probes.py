@@ -19,7 +19,7 @@ from qlf.probes import (FittedProbe, best_layers, bootstrap_ci, classify_feature
 from qlf.tasks import TASKS, get_task
 from qlf.tasks.binary import Addition
 
-SIZES = {"addition": 4, "multiplication": 4, "majority_of_majority": 4, "maximum_subarray": 6,
+SIZES = {"graph_eulerian_circuit": 7, "addition": 4, "multiplication": 4, "majority_of_majority": 4, "maximum_subarray": 6,
          "activity_selection": 4}  # graph tasks: 5 nodes
 
 

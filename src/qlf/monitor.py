@@ -26,6 +26,7 @@ Early warning (beyond the paper). For a run with a monitor curve and a val curve
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class _Group:
         self.solver, self.rows = solver, rows
         for k, v in tensors.items():
             setattr(self, k, v)
+
+
+class _NonFinite(Exception):
+    """The model's activations hold NaN or inf (a diverging member)."""
 
 
 class ProbeMonitor:
@@ -109,6 +114,7 @@ class ProbeMonitor:
         self.groups = {f: g for f, (g, _) in self.groups.items()}
         self.curves: dict[int, dict[str, dict[str, list]]] = {}
         self.seconds, self.calls = 0.0, 0
+        self.nonfinite: list[list[int]] = []  # [member, step] of points skipped
 
     # -- labels: fixed for the whole run ----------------------------------------------------------
 
@@ -178,11 +184,19 @@ class ProbeMonitor:
     def on_validation_point(self, step: int, model, member: int = 0) -> None:
         """Probe `model` (a qlf.model.Transformer on the monitor's device) and store, per feature
         and layer, the probe test loss at `step` for `member` (a point already stored at that
-        step is replaced: a resumed run recomputes it to the same value)."""
+        step is replaced: a resumed run recomputes it to the same value). A model whose
+        activations are not finite (a member diverging) gets no point: [member, step] goes to
+        `nonfinite` and a line to stderr."""
         if not isinstance(model, Transformer):
             raise ValueError(f"model must be a qlf.model.Transformer, got {type(model).__name__}")
         started = time.perf_counter()
-        losses = self.probe_losses(model)
+        try:
+            losses = self.probe_losses(model)
+        except _NonFinite:  # a member diverging right now: no point; its run records it
+            self.nonfinite.append([int(member), int(step)])
+            print(f"[qlf monitor] member {member} step {step}: non-finite activations, no "
+                  f"probe point stored", file=sys.stderr, flush=True)
+            return
         curves = self.curves.setdefault(int(member), {})
         for feature, per_layer in losses.items():
             for layer, value in per_layer.items():
@@ -205,6 +219,8 @@ class ProbeMonitor:
             for lo in range(0, L, size):
                 layers = list(range(lo, min(L, lo + size)))
                 acts = {s: self._capture(model, s, layers) for s in self.ids}
+                if not all(bool(torch.isfinite(a).all()) for a in acts.values()):
+                    raise _NonFinite
                 for feature in out:
                     out[feature].update(self._fit_feature(feature, acts, layers))
         finally:
@@ -284,7 +300,7 @@ class ProbeMonitor:
 
     def state_dict(self) -> dict:
         return {"curves": {str(m): self.result(m) for m in self.curves},
-                "seconds": self.seconds, "calls": self.calls}
+                "seconds": self.seconds, "calls": self.calls, "nonfinite": self.nonfinite}
 
     def load_state_dict(self, state: dict) -> None:
         self.curves = {int(m): {f: {l: [[int(s), float(v)] for s, v in pts]
@@ -292,6 +308,7 @@ class ProbeMonitor:
                                 for f, layers in c.items()}
                        for m, c in state["curves"].items()}
         self.seconds, self.calls = float(state.get("seconds", 0.0)), int(state.get("calls", 0))
+        self.nonfinite = [list(map(int, p)) for p in state.get("nonfinite", [])]
 
 
 def _binary_columns(lab: dict, split: str) -> np.ndarray:
