@@ -409,3 +409,18 @@ def test_monitor_skips_a_diverging_member(trained_addition):
     assert mon.nonfinite == [[1, 0]] and sorted(mon.curves) == [0]
     assert ProbeMonitor(task, stream, "cpu", n_train=50, n_test=20).load_state_dict(
         json.loads(json.dumps(mon.state_dict()))) is None
+
+
+def test_newton_solve_survives_a_singular_hessian_and_ignores_finished_problems():
+    """Separable data drives p(1-p) to 0: the unpenalised intercept's curvature vanishes and H is
+    only semidefinite (a 1e12 addition run crashed here). The solve still returns a descent
+    direction; problems already done may hold any H (here NaN) without stopping the others."""
+    from qlf.probe_solver import _solve_spd
+    singular = torch.diag(torch.tensor([0.01, 0.01, 0.0], dtype=torch.float64))
+    H = torch.stack([singular, torch.full((3, 3), float("nan"), dtype=torch.float64)])
+    g = torch.tensor([[1.0, -2.0, 0.5], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    step = _solve_spd(H, g, torch.tensor([True, False]))
+    assert torch.isfinite(step).all()
+    assert float(g[0] @ step[0]) > 0  # -step descends
+    with pytest.raises(FloatingPointError):
+        _solve_spd(H, g, torch.tensor([True, True]))

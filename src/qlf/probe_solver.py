@@ -37,16 +37,20 @@ def _check(X: torch.Tensor, weight: torch.Tensor) -> None:
         raise ValueError("probe activations contain NaN or inf")
 
 
-def _solve_spd(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """H^{-1} g for a batch of symmetric positive (semi)definite H (float64), by Cholesky; a
-    batch member that is not numerically positive definite gets a growing diagonal jitter."""
-    scale = H.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp(min=1.0)
+def _solve_spd(H: torch.Tensor, g: torch.Tensor, todo: torch.Tensor) -> torch.Tensor:
+    """H^{-1} g for a batch of symmetric positive (semi)definite H (float64), by Cholesky, for the
+    problems still to do (the others, whose H may be singular, get a dummy identity). A problem
+    whose H is not numerically positive definite (separable data: the unpenalised intercept's
+    curvature underflows) gets a growing diagonal jitter; H + scale*I is always positive
+    definite, and the line search keeps any such direction a descent."""
     eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-    for jitter in (0.0, 1e-12, 1e-10, 1e-8, 1e-6):
+    H = torch.where(todo[:, None, None], H, eye)
+    scale = H.diagonal(dim1=-2, dim2=-1).abs().mean(-1).clamp(min=1.0)
+    for jitter in (0.0, 1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
         L, info = torch.linalg.cholesky_ex(H + (jitter * scale)[:, None, None] * eye)
         if not bool((info > 0).any()):
             return torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
-    raise FloatingPointError("probe Hessian is not positive definite even with jitter")
+    raise FloatingPointError("probe Hessian is not positive semidefinite (NaN activations?)")
 
 
 def fit_binary(X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, active: torch.Tensor,
@@ -87,7 +91,8 @@ def fit_binary(X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, active: t
         s = w[..., None] * p * (1 - p)
         H = torch.stack([torch.bmm(Xa.transpose(1, 2), Xa * s[..., k:k + 1])
                          for k in range(K)], 1).to(torch.float64) + torch.diag(pen)
-        step = -_solve_spd(H.reshape(P * K, d + 1, d + 1), g.reshape(P * K, d + 1))
+        step = -_solve_spd(H.reshape(P * K, d + 1, d + 1), g.reshape(P * K, d + 1),
+                           todo.reshape(P * K))
         step = step.reshape(P, K, d + 1)
         decrement = -(g * step).sum(-1)  # Newton decrement squared, >= 0
         todo &= ~(decrement / 2 <= tol * n_ex)
@@ -175,7 +180,7 @@ def fit_multinomial(X: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
                     H[:, j, :, k] = block.transpose(1, 2)
         H = H.reshape(P, K * D, K * D)
         H = H + torch.diag_embed(pen_all + absent.to(torch.float64))  # absent classes: identity
-        step = -_solve_spd(H, g)
+        step = -_solve_spd(H, g, todo)
         decrement = -(g * step).sum(-1)
         todo &= ~(decrement / 2 <= tol * n_ex)
         if not bool(todo.any()):

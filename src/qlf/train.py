@@ -786,15 +786,6 @@ def _diverged_record(spec: RunSpec, message: str, info: dict | None = None) -> d
     return {"spec": spec.to_dict(), "summary": summary}
 
 
-def write_diverged_record(spec: RunSpec, out_json, error: DivergedError) -> dict:
-    """A grid run whose loss went NaN is a result, not a crash: this record (metrics null,
-    `diverged` set) lets the frontier see the cell and skip the run. Sweeps write it themselves
-    for a diverged member; `qlf train --out` keeps raising and writes nothing."""
-    record = _diverged_record(spec, str(error))
-    _atomic_write_json(record, Path(out_json))
-    return record
-
-
 # -- command line --------------------------------------------------------------------------------
 
 def _int_list(text: str) -> list[int]:

@@ -51,6 +51,16 @@ class _HalvesTask(_OperandPairTask):
     def random_guess_loss(self) -> float:
         return _ONE_BIT_GUESS
 
+    def _bits_eq_answer(self, bits: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Token ids `x_0..x_{2L-1} = y <EOS>` (parity and majority)."""
+        L = self.size
+        ids = np.empty((len(bits), 2 * L + 3), dtype=np.uint8)
+        ids[:, :2 * L] = bits
+        ids[:, 2 * L] = EQ_ID
+        ids[:, 2 * L + 1] = y
+        ids[:, 2 * L + 2] = EOS_ID
+        return ids
+
 
 class Parity(_HalvesTask):
     """`x_0..x_{2L-1} = y <EOS>` with y = (number of ones) mod 2; T = 2L+3 (§1).
@@ -78,11 +88,7 @@ class Parity(_HalvesTask):
         bits = np.concatenate([unpack_lsb(a, L), unpack_lsb(b, L)], axis=1)
         prefix = np.bitwise_xor.accumulate(bits, axis=1)
         y = prefix[:, -1]
-        ids = np.empty((n, self.seq_len), dtype=np.uint8)
-        ids[:, :2 * L] = bits
-        ids[:, 2 * L] = EQ_ID
-        ids[:, 2 * L + 1] = y
-        ids[:, 2 * L + 2] = EOS_ID
+        ids = self._bits_eq_answer(bits, y)
         labels = {}
         if features:
             labels["prefix_parity"] = FeatureLabels(_positions(np.arange(2 * L), n), prefix,
@@ -120,11 +126,7 @@ class Majority(_HalvesTask):
         bits = np.concatenate([unpack_lsb(a, L), unpack_lsb(b, L)], axis=1)
         ones = np.cumsum(bits, axis=1, dtype=np.int64)
         y = (ones[:, -1] > L).astype(np.uint8)  # strictly more than half: a tie is 0 [KEEP]
-        ids = np.empty((n, self.seq_len), dtype=np.uint8)
-        ids[:, :2 * L] = bits
-        ids[:, 2 * L] = EQ_ID
-        ids[:, 2 * L + 1] = y
-        ids[:, 2 * L + 2] = EOS_ID
+        ids = self._bits_eq_answer(bits, y)
         labels = {}
         if features:
             margin = 2 * ones - np.arange(1, 2 * L + 1)
