@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import itertools
 import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,6 +52,7 @@ from .compute import PRECISIONS, RunSpec, make_spec
 from .data import Layout, Stream
 from .model import (IGNORE, ModelConfig, Transformer, count_parameters, exact_match,
                     forward_flops_per_sequence, greedy_decode, masked_targets)
+from .provenance import provenance
 from .sweep import FUSABLE, SweepSpec
 from .tasks import get_task
 
@@ -383,32 +382,6 @@ def _versions() -> dict:
     import lightning
     return {"python": platform.python_version(), "torch": torch.__version__,
             "lightning": lightning.__version__, "numpy": np.__version__, "qlf": __version__}
-
-
-_PROVENANCE: dict = {}
-
-
-def provenance() -> dict:
-    """What made a record: a hash of qlf's own source files, the git commit of the checkout qlf
-    runs from (None outside one) and whether its tree had changes, torch and its thread count."""
-    if not _PROVENANCE:
-        package = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for path in sorted(package.rglob("*.py")):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-        commit = dirty = None
-        try:
-            git = ["git", "-C", str(package)]
-            commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True,
-                                    timeout=10, check=True).stdout.strip()
-            dirty = bool(subprocess.run(git + ["status", "--porcelain", "--", "."],
-                                        capture_output=True, text=True, timeout=10,
-                                        check=True).stdout.strip())
-        except (OSError, subprocess.SubprocessError):
-            pass  # not a git checkout (an installed wheel): the source hash still identifies it
-        _PROVENANCE.update(qlf_source_sha256=digest.hexdigest()[:16], git_commit=commit,
-                           git_dirty=dirty, torch=torch.__version__)
-    return {**_PROVENANCE, "threads": torch.get_num_threads()}
 
 
 class Stopwatch:
