@@ -23,6 +23,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/scaling.smk"
 include: "workflow/rules/probes.smk"
 include: "workflow/rules/ablations.smk"
+include: "workflow/rules/comparison.smk"
 include: "workflow/rules/monitor.smk"
 
 

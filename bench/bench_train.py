@@ -99,7 +99,11 @@ def trainer_step_times(d: int, layers: int, batch: int, warmup: int, timed: int)
     import logging
     import warnings
 
-    import lightning as L
+    try:  # the Trainer is in the `lightning` package; qlf itself needs only lightning-fabric
+        import lightning as L
+    except ImportError as err:
+        raise SystemExit(f"the Trainer comparison needs `pip install lightning` ({err}); "
+                         f"or pass --no-trainer") from err
     from lightning.fabric.plugins.environments import LightningEnvironment
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")  # srun hints, deprecations

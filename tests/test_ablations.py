@@ -6,13 +6,17 @@ import math
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+import qlf.ablations as ablations
 from qlf.ablations import (Evaluation, FeatureAblation, Intervention, Projector, RandomControl,
-                           _combined, ablate_selected, bootstrap_counts, displacement_norms,
-                           evaluate, project, resid_post, summarise, summary_table)
+                           ReferenceControl, _combined, ablate_feature, ablate_selected,
+                           across_seeds, bootstrap_counts, displacement_norms, evaluate, project,
+                           resid_post, resolve_top_k, summarise, summary_table, targets_table)
+from qlf.provenance import COLUMNS as PROVENANCE_COLUMNS
 from qlf.model import ModelConfig, Transformer, exact_match, greedy_decode
 from qlf.probes import FittedProbe
 from qlf.tasks import Examples, FeatureLabels, get_task
@@ -378,6 +382,120 @@ def test_random_control_matches_displacement_and_is_seeded(addition, model):
     np.testing.assert_array_equal(e1.loss, e2.loss)
 
 
+def test_reference_control_keeps_the_probe_offset_with_random_unit_rows(addition, model):
+    """§8: at every target the reference control projects x onto {r·z + b̂ = 0} with a random
+    unit r, shared by all examples, and the probe's own offset b̂ = b/||w||."""
+    task, ex, _, _ = addition
+    labels = ex.features["carry"]
+    layer = 1
+    selected = random_probes("carry", range(BITS), layer, 1, 16, seed=12)
+    ablation = FeatureAblation.from_probes(selected, labels.positions)
+    control = ReferenceControl(ablation, seed=7, trial=2)
+    name = resid_post(layer)
+    before = chain_capture(model, ex, [], [name])[name].double()
+    after = chain_capture(model, ex, [control], [name])[name].double()
+    n = np.arange(len(ex))
+    shifts = []
+    for k, (r, (probe,)) in enumerate(selected.items()):
+        x = before[n, labels.positions[:, r]].numpy()
+        moved = after[n, labels.positions[:, r]].numpy() - x
+        # one direction for all examples: the moves have rank 1; that direction is the row
+        assert np.linalg.matrix_rank(moved, tol=1e-4 * np.abs(moved).max()) == 1
+        unit = control.projectors[k].W[0]
+        assert np.linalg.norm(unit) == pytest.approx(1.0)
+        direction = moved[np.argmax(np.linalg.norm(moved, axis=1))]
+        assert abs(direction @ unit) == pytest.approx(np.linalg.norm(direction), rel=1e-5)
+        # the probe's offset, normalised by its own weight norm, is kept
+        w_norm = np.linalg.norm(probe.W.astype(np.float64))
+        b_hat = float(probe.b[0]) / w_norm
+        assert control.projectors[k].b[0] == pytest.approx(b_hat, rel=1e-6)
+        # x' = x - (r·x + b̂) r: the component along r becomes -b̂, the rest is kept
+        np.testing.assert_allclose(moved, -np.outer(x @ unit + b_hat, unit), atol=1e-4)
+        np.testing.assert_allclose((x + moved) @ unit, -b_hat, atol=1e-4)
+        # a random direction, not the probe's
+        assert abs(unit @ probe.W[0] / w_norm) < 0.9
+        shifts.append(np.abs(x @ unit + b_hat).mean())
+    # displacement_norms reports its shift next to the ablation's
+    norms = displacement_norms(model, ex, ablation, batch_size=20, others=[control])
+    np.testing.assert_allclose(norms[:, 2], shifts, rtol=1e-5)
+    np.testing.assert_allclose(norms[:, :2], displacement_norms(model, ex, ablation), rtol=1e-12)
+    changed = (after != before).any(-1).numpy()
+    assert (np.flatnonzero(changed.any(0)) == np.unique(labels.positions)).all()
+    # seeded: the same (seed, trial) gives the same rows and results, built alone or in a loop;
+    # another trial, another seed or the matched control's stream give others
+    loop = [ReferenceControl(ablation, seed=7, trial=t) for t in range(3)]
+    for c in (ReferenceControl(ablation, seed=7, trial=2), loop[2]):
+        for p, q in zip(c.projectors, control.projectors):
+            np.testing.assert_array_equal(p.W, q.W)
+            np.testing.assert_array_equal(p.b, q.b)
+    for other in (loop[1], ReferenceControl(ablation, seed=8, trial=2)):
+        assert not np.allclose(other.projectors[0].W, control.projectors[0].W)
+    matched = RandomControl(ablation, seed=7, trial=2)
+    assert abs(matched.bases[0][:, 0] @ control.projectors[0].W[0]) < 0.9
+    e1, e2 = evaluate(model, ex, control), evaluate(model, ex, loop[2])
+    np.testing.assert_array_equal(e1.loss, e2.loss)
+    np.testing.assert_array_equal(e1.correct, e2.correct)
+
+
+@pytest.mark.parametrize("V", [3, 5])
+def test_reference_control_multi_row_zeroes_its_random_logits(addition, model, V):
+    """V > 1: V random unit rows (the probe's row count) with the probe's offsets; the exact
+    projection leaves every random logit at 0 (the reference's summed steps would not)."""
+    task, ex, _, _ = addition
+    labels = ex.features["carry"]
+    selected = random_probes("carry", range(BITS), 0, V, 16, seed=V)
+    ablation = FeatureAblation.from_probes(selected, labels.positions)
+    control = ReferenceControl(ablation, seed=1, trial=0)
+    name = resid_post(0)
+    before = chain_capture(model, ex, [], [name])[name].double()
+    after = chain_capture(model, ex, [control], [name])[name].double()
+    n = np.arange(len(ex))
+    for k, (r, (probe,)) in enumerate(selected.items()):
+        R, b_hat = control.projectors[k].W, control.projectors[k].b
+        assert R.shape == (V, 16) and np.allclose(np.linalg.norm(R, axis=1), 1.0)
+        W = probe.W.astype(np.float64)
+        np.testing.assert_allclose(b_hat, probe.b / np.linalg.norm(W, axis=1), rtol=1e-6)
+        x = after[n, labels.positions[:, r]].numpy()
+        assert np.abs(x @ R.T + b_hat).max() < 1e-4
+        moved = x - before[n, labels.positions[:, r]].numpy()
+        assert np.linalg.matrix_rank(moved, tol=1e-4 * np.abs(moved).max()) == V
+
+
+def test_reference_control_of_a_softmax_probe_keeps_the_centred_offsets():
+    """One-hot probes: the control keeps the offsets the ablation uses (centred, normalised)."""
+    rng = np.random.default_rng(4)
+    W, b = rng.standard_normal((3, 8)), rng.standard_normal(3) + 2.0
+    probe = FittedProbe("f", "onehot", 0, 0, W, b, None, 0.1, 0.2)
+    ablation = FeatureAblation.from_probes({0: [probe]}, np.zeros((5, 1), np.int64))
+    control = ReferenceControl(ablation, seed=0, trial=0)
+    Wc, bc = W - W.mean(0), b - b.mean()
+    np.testing.assert_allclose(control.projectors[0].b, bc / np.linalg.norm(Wc, axis=1),
+                               rtol=1e-12)
+    np.testing.assert_allclose(control.projectors[0].b, ablation.targets[0].projector.b,
+                               rtol=1e-12)
+    assert control.projectors[0].W.shape == (3, 8)
+
+
+def test_reference_control_ragged_rows(graphs_dir):
+    """graph_path `queue`: only each example's present rows are edited."""
+    task = get_task("graph_path", 6, graphs_dir=graphs_dir)
+    rng = np.random.default_rng(6)
+    ex = task.generate(rng.integers(0, task.space_size, 30).astype(np.uint64),
+                       rng.integers(0, 2**63, 30).astype(np.uint64))
+    model = tiny_model(task, d=16)
+    positions = ex.features["queue"].positions
+    assert (positions == -1).any()
+    selected = random_probes("queue", range(positions.shape[1]), 1, 2, 16, seed=3)
+    ablation = FeatureAblation.from_probes(selected, positions)
+    name = resid_post(1)
+    base = chain_capture(model, ex, [], [name])[name]
+    after = chain_capture(model, ex, [ReferenceControl(ablation, 0, 5)], [name])[name]
+    changed = (after != base).any(-1).numpy()
+    for i in range(len(ex)):
+        present = positions[i][positions[i] >= 0]
+        assert sorted(np.flatnonzero(changed[i])) == sorted(present.tolist())
+
+
 # -- statistics and results ----------------------------------------------------------------------
 
 def test_bootstrap_seeded_and_calibrated():
@@ -404,6 +522,8 @@ def test_summarise_known_values():
     assert s["control"]["trial_acc"] == [0.5, 0.5] and s["control"]["loss"] == pytest.approx(0.4)
     assert s["drop"] == {"abs": 1.0, "abs_ci": [1.0, 1.0], "rel": 1.0, "rel_ci": [1.0, 1.0]}
     assert s["drop_beyond_control"] == {"abs": 0.5, "abs_ci": [0.5, 0.5]}
+    assert s["control_drop"] == {"abs": 0.5, "abs_ci": [0.5, 0.5], "rel": 0.5,
+                                 "rel_ci": [0.5, 0.5]}
     assert s["ablated"]["loss"] == pytest.approx(2.0)
     # random per-example outcomes: CIs cover the estimate, reproducible from the seed
     rng = np.random.default_rng(0)
@@ -415,17 +535,38 @@ def test_summarise_known_values():
     assert s1["drop"]["rel"] == pytest.approx(1.0)
     none = summarise(Evaluation(np.ones(n), zeros), abl, controls, n_boot=50)
     assert none["drop"]["rel"] is None and none["drop"]["rel_ci"] == [None, None]
-    with pytest.raises(ValueError, match="control"):
-        summarise(base, abl, [])
+    # no trials: the control's groups are None; the reference control's groups mirror the
+    # matched one's for the same trials
+    bare = summarise(base, abl, n_boot=50)
+    for group in ("control", "control_drop", "drop_beyond_control", "ref_control",
+                  "ref_control_drop", "drop_beyond_ref_control"):
+        assert bare[group] is None
+    assert "control_loss" not in bare["per_example"]
+    both = summarise(base, abl, controls, [controls[0]], n_boot=200, seed=1)
+    assert both["control"] == s["control"]
+    assert both["ref_control"]["acc"] == 0.5 and both["ref_control"]["trial_acc"] == [0.5]
+    assert both["ref_control"]["loss"] == pytest.approx(0.3)
+    # one trial: per example 0 or 1, so the CIs have width (paired with the same resamples)
+    drop = both["ref_control_drop"]
+    assert drop["abs"] == 0.5 and drop["rel"] == 0.5 and drop["abs_ci"] == drop["rel_ci"]
+    assert drop["abs_ci"][0] < 0.5 < drop["abs_ci"][1]
+    beyond = both["drop_beyond_ref_control"]
+    assert beyond["abs"] == 0.5
+    assert beyond["abs_ci"] == pytest.approx([1 - v for v in drop["abs_ci"][::-1]])
+    assert both["per_example"]["ref_control_correct_rate"] == half.astype(float).tolist()
     with pytest.raises(ValueError, match="same 50 examples"):
         summarise(base, Evaluation(np.ones(49), np.ones(49, bool)), controls)
 
 
+def first(ex, n):
+    return Examples(ex.ids[:n], ex.loss_mask[:n], ex.keys[:n],
+                    {k: FeatureLabels(v.positions[:n], v.labels[:n], v.kind)
+                     for k, v in ex.features.items()})
+
+
 def test_ablate_selected_result_and_summary_table(addition, model, tmp_path):
     task, ex, _, _ = addition
-    ex = Examples(ex.ids[:20], ex.loss_mask[:20], ex.keys[:20],
-                  {k: FeatureLabels(v.positions[:20], v.labels[:20], v.kind)
-                   for k, v in ex.features.items()})
+    ex = first(ex, 20)
     selected = random_probes("carry", range(BITS), 1, 1, 16, seed=2)
     selected[1].append(Probe("carry", "binary", 0, 1, np.ones((1, 16), np.float32),
                              np.zeros(1, np.float32)))
@@ -436,54 +577,222 @@ def test_ablate_selected_result_and_summary_table(addition, model, tmp_path):
     assert [(t["row"], t["layer"]) for t in result["targets"]] == [
         (0, 1), (1, 1), (1, 0), (2, 1), (3, 1)]
     assert result["n_examples"] == len(ex) and len(result["control"]["trial_acc"]) == 3
+    assert len(result["ref_control"]["trial_acc"]) == 3
     assert len(result["per_example"]["ablated_loss"]) == len(ex)
+    assert len(result["per_example"]["ref_control_loss"]) == len(ex)
     assert result["k"] == 2 and result["kind"] == "binary"
+    assert set(result["provenance"]) == set(PROVENANCE_COLUMNS)
     plain = evaluate(model, ex)
     assert result["baseline"]["acc"] == plain.correct.mean()
     assert result["baseline"]["loss"] == pytest.approx(plain.loss.mean())
+    # the reference control's mean shift: the mean over trials of its projection distance
+    ablation = FeatureAblation.from_probes(selected, ex.features["carry"].positions)
+    refs = [ReferenceControl(ablation, 1, t) for t in range(3)]
+    norms = displacement_norms(model, ex, ablation, others=refs)
+    assert [t["ref_control_mean_shift"] for t in result["targets"]] == pytest.approx(
+        norms[:, 2:].mean(1).tolist())
     again = ablate_selected(model, task, ex, "carry", selected, n_random=3, seed=1, n_boot=100)
     assert again == result
-    table = summary_table([{**result, "budget": 1e12}, {**result, "feature": "x"}])
+    # a shared baseline gives the same result; no trials: no controls
+    shared = ablate_selected(model, task, ex, "carry", selected, n_random=3, seed=1, n_boot=100,
+                             baseline=plain)
+    assert shared == result
+    bare = ablate_selected(model, task, ex, "carry", selected, n_random=0, seed=1, n_boot=100)
+    assert bare["control"] is None and bare["ref_control"] is None
+    assert bare["ablated"] == result["ablated"] and bare["ref_control_shift_ratio"] is None
+    table = summary_table([{**result, "budget": 1e12, "train_seed": 0},
+                           {**result, "feature": "x", "train_seed": 0}])
     assert list(table.feature) == ["carry", "x"] and table.budget.iloc[0] == 1e12
-    for col in ["task", "size", "baseline_acc", "baseline_acc_lo", "ablated_acc_hi",
-                "control_acc", "drop_abs", "drop_rel_lo", "drop_beyond_control_abs_hi",
-                "targets", "shift_ratio"]:
-        assert col in table.columns
-    assert table.targets.iloc[0] == "0:1 1:1 1:0 2:1 3:1"
+    for col in ["task", "size", "train_seed", "k", "baseline_acc", "baseline_acc_lo",
+                "ablated_acc_hi", "control_acc", "drop_abs", "drop_rel_lo",
+                "drop_beyond_control_abs_hi", "ref_control_acc", "ref_control_acc_lo",
+                "ref_control_drop_abs_hi", "ref_control_drop_rel", "control_drop_rel",
+                "drop_beyond_ref_control_abs", "drop_beyond_ref_control_abs_lo",
+                "targets", "layers", "shift_ratio", "shift_ratio_min", "shift_ratio_max",
+                "ref_control_shift_ratio", *PROVENANCE_COLUMNS]:
+        assert col in table.columns, col
+    assert list(table.columns[-len(PROVENANCE_COLUMNS):]) == list(PROVENANCE_COLUMNS)
+    assert table.targets.iloc[0] == "0:1 1:1 1:0 2:1 3:1" and table.layers.iloc[0] == "0 1"
+    ratios = [t["mean_shift"] / t["mean_norm"] for t in result["targets"]]
+    assert table.shift_ratio_min.iloc[0] == pytest.approx(min(ratios))
+    assert table.shift_ratio_max.iloc[0] == pytest.approx(max(ratios))
     assert table.drop_abs.iloc[0] == pytest.approx(result["baseline"]["acc"]
                                                    - result["ablated"]["acc"])
+    assert table.drop_beyond_ref_control_abs.iloc[0] == pytest.approx(
+        result["ref_control"]["acc"] - result["ablated"]["acc"])
+    assert table.git_commit.iloc[0] == result["provenance"]["git_commit"]
     table.to_csv(tmp_path / "summary.csv", index=False)
+    with pytest.raises(ValueError, match="train_seed"):
+        summary_table([result])
+    with pytest.raises(ValueError, match="provenance"):
+        summary_table([{k: v for k, v in result.items() if k != "provenance"} | {"train_seed": 0}])
+    with pytest.raises(ValueError, match="repeat"):
+        summary_table([{**result, "train_seed": 0}] * 2)
     with pytest.raises(ValueError, match="no labels"):
         ablate_selected(model, task, task.encode(np.arange(3), np.arange(3), features=False),
                         "carry", selected, n_random=1)
     with pytest.raises(ValueError, match="n_random"):
-        ablate_selected(model, task, ex, "carry", selected, n_random=0)
+        ablate_selected(model, task, ex, "carry", selected, n_random=-1)
     with pytest.raises(ValueError, match="no feature"):
         ablate_selected(model, task, ex, "queue", selected)
+    with pytest.raises(ValueError, match="baseline has 3"):
+        ablate_selected(model, task, ex, "carry", selected, n_random=0,
+                        baseline=Evaluation(np.zeros(3), np.zeros(3, bool)))
     with pytest.raises(ValueError, match="no ablation results"):
         summary_table([])
 
 
-def test_ablate_feature_picks_the_best_layers(addition, model):
-    from qlf.ablations import ablate_feature
-    task, ex, _, _ = addition
-    ex = Examples(ex.ids[:12], ex.loss_mask[:12], ex.keys[:12],
-                  {k: FeatureLabels(v.positions[:12], v.labels[:12], v.kind)
-                   for k, v in ex.features.items()})
-    rng = np.random.default_rng(8)
-    losses = {(r, l): float(rng.random()) for r in range(BITS) for l in range(2)}
-    probes = [FittedProbe("carry", "binary", l, r, rng.standard_normal((1, 16)).astype(np.float32),
-                          np.zeros(1, np.float32), None, losses[r, l], 0.5)
+def layered_probes(seed, layers=2, rows=BITS, d=16):
+    """Random carry probes at every (row, layer) with random train losses, plus one of another
+    feature; returns (probes, losses[(row, layer)])."""
+    rng = np.random.default_rng(seed)
+    losses = {(r, l): float(rng.random()) for r in range(rows) for l in range(layers)}
+    probes = [FittedProbe("carry", "binary", l, r, rng.standard_normal((1, d)).astype(np.float32),
+                          np.full(1, 2.0, np.float32), None, losses[r, l], 0.5)
               for (r, l) in losses]
-    probes.append(FittedProbe("retrieve_first_op", "binary", 0, 0, np.ones((1, 16), np.float32),
+    probes.append(FittedProbe("retrieve_first_op", "binary", 0, 0, np.ones((1, d), np.float32),
                               np.zeros(1, np.float32), None, 0.0, 0.0))
-    result = ablate_feature(model, task, ex, probes, "carry", k=1, n_random=1, n_boot=50)
+    return probes, losses
+
+
+def test_ablate_feature_picks_the_best_layers(addition, model):
+    task, ex, _, _ = addition
+    ex = first(ex, 12)
+    probes, losses = layered_probes(8)
+    result = ablate_feature(model, task, ex, probes, "carry", top_k=1, n_random=1, n_boot=50)
+    assert result["top_k"] == [1] and len(result["by_k"]) == 1
+    (one,) = result["by_k"]
     best = [(r, min((0, 1), key=lambda l: losses[r, l])) for r in range(BITS)]
-    assert [(t["row"], t["layer"]) for t in result["targets"]] == best
-    assert [t["train_loss"] for t in result["targets"]] == [losses[rl] for rl in best]
-    two = ablate_feature(model, task, ex, probes, "carry", k=2, n_random=1, n_boot=50)
+    assert [(t["row"], t["layer"]) for t in one["targets"]] == best
+    assert [t["train_loss"] for t in one["targets"]] == [losses[rl] for rl in best]
+    two = ablate_feature(model, task, ex, probes, "carry", top_k=[2], control_top_k=[2],
+                         n_random=1, n_boot=50)["by_k"][0]
     assert two["k"] == 2 and len(two["targets"]) == 2 * BITS and two["layers"] == [0, 1]
+    # per row the best layer first
+    assert [t["train_loss"] for t in two["targets"]] == [
+        losses[r, l] for r in range(BITS) for l in sorted((0, 1), key=lambda l: losses[r, l])]
     with pytest.raises(ValueError, match="no probes"):
         ablate_feature(model, task, ex, probes[:2], "retrieve_first_op", n_random=1)
-    with pytest.raises(ValueError, match="k must be"):
-        ablate_feature(model, task, ex, probes, "carry", k=0)
+    with pytest.raises(ValueError, match="top_k"):
+        ablate_feature(model, task, ex, probes, "carry", top_k=0)
+
+
+def test_top_k_sweep_shares_the_baseline_and_runs_controls_where_asked(addition, model,
+                                                                       monkeypatch):
+    task, ex, _, _ = addition
+    ex = first(ex, 16)
+    probes, losses = layered_probes(3)
+    calls = []
+    real = ablations.evaluate
+
+    def counting(model, examples, interventions=None, batch_size=ablations.DEFAULT_BATCH):
+        calls.append(type(interventions).__name__)
+        return real(model, examples, interventions, batch_size)
+
+    monkeypatch.setattr(ablations, "evaluate", counting)
+    result = ablate_feature(model, task, ex, probes, "carry", n_random=2, seed=4, n_boot=60)
+    # default: every k of the 2-layer model, controls at k = 1 only; one baseline for all k
+    assert result["top_k"] == [1, 2] and result["control_top_k"] == [1]
+    assert [e["k"] for e in result["by_k"]] == [1, 2]
+    assert calls.count("NoneType") == 1
+    assert calls.count("RandomControl") == 2 and calls.count("ReferenceControl") == 2
+    k1, k2 = result["by_k"]
+    assert k1["baseline"] == k2["baseline"]
+    assert k1["control"] is not None and k1["ref_control"] is not None and k1["n_random"] == 2
+    assert k2["control"] is None and k2["ref_control"] is None and k2["n_random"] == 0
+    assert len(k2["targets"]) == 2 * BITS
+    # each k is the ablation of its own selection, as computed alone
+    from qlf.probes import best_layers
+    alone = ablate_selected(model, task, ex, "carry", best_layers(probes, "carry", k=2),
+                            n_random=0, seed=4, n_boot=60)
+    assert {**alone, "provenance": None} == {**k2, "provenance": None}
+    monkeypatch.setattr(ablations, "evaluate", real)
+    # all ks with controls: the k = 1 entry is unchanged
+    full = ablate_feature(model, task, ex, probes, "carry", top_k="all", control_top_k="all",
+                          n_random=2, seed=4, n_boot=60)
+    assert full["by_k"][0] == k1 and full["by_k"][1]["control"] is not None
+    # the summary: one row per k, control columns empty where not run; targets: one per target
+    table = summary_table([{**result, "train_seed": 3, "budget": 1e9}])
+    assert list(table.k) == [1, 2] and set(table.train_seed) == {3}
+    assert table.budget.tolist() == [1e9, 1e9] and table.n_layers.tolist() == [2, 2]
+    assert np.isnan(table.control_acc.iloc[1]) and np.isnan(table.ref_control_drop_rel_lo.iloc[1])
+    assert not np.isnan(table.ref_control_acc.iloc[0])
+    targets = targets_table([{**result, "train_seed": 3}])
+    assert len(targets) == BITS + 2 * BITS
+    assert list(targets.columns[:4]) == ["task", "size", "train_seed", "feature"]
+    assert (targets.groupby(["k", "row"]).layer_rank.max() == targets.groupby(["k", "row"])
+            .size()).all()
+    assert np.allclose(targets.ratio, targets.mean_shift / targets.mean_norm)
+    best = targets[targets.layer_rank == 1]
+    for (k, r), rows in best.groupby(["k", "row"]):
+        assert rows.layer.item() == min((0, 1), key=lambda l: losses[r, l])
+    assert targets[targets.k == 2].ref_control_mean_shift.isna().all()
+    assert targets[targets.k == 1].ref_control_mean_shift.notna().all()
+    for col in PROVENANCE_COLUMNS:
+        assert col in targets.columns
+    with pytest.raises(ValueError, match="subset"):
+        ablate_feature(model, task, ex, probes, "carry", top_k=[2], n_random=1)
+    with pytest.raises(ValueError, match=r"1\.\.2"):
+        ablate_feature(model, task, ex, probes, "carry", top_k=[3], n_random=1)
+    missing = [p for p in probes if not (p.row == 1 and p.layer == 0)]
+    with pytest.raises(ValueError, match="fewer probes"):
+        ablate_feature(model, task, ex, missing, "carry", top_k="all", n_random=1)
+
+
+@pytest.mark.parametrize("value, expected", [("all", [1, 2, 3, 4]), (2, [2]), ([3, 1], [1, 3]),
+                                             ((4,), [4])])
+def test_resolve_top_k(value, expected):
+    assert resolve_top_k(value, 4) == expected
+
+
+@pytest.mark.parametrize("value", [0, 5, -1, True, 1.0, "best", "", [], [1, 1], [1, "2"],
+                                   None, {1: 1}])
+def test_resolve_top_k_rejects(value):
+    with pytest.raises(ValueError, match="top_k"):
+        resolve_top_k(value, 4)
+
+
+def test_across_seeds_aggregates_per_task_feature_and_k():
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (2, 0, 1):
+        for k in (1, 2):
+            drop = rng.random()
+            row = {"task": "addition", "size": 4, "feature": "carry", "k": k, "train_seed": seed,
+                   "git_commit": "abc", "threads": 1 + (seed == 2)}
+            for stat in ablations._SEED_STATS + ["drop_rel", "drop_abs"]:
+                row[stat] = np.nan if ("control" in stat and k == 2) else rng.random()
+                row[stat + "_lo"], row[stat + "_hi"] = row[stat] - 0.1, row[stat] + 0.1
+            row["drop_rel"] = drop
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    out = across_seeds(table)
+    assert list(out[["task", "feature", "k"]].itertuples(index=False, name=None)) == [
+        ("addition", "carry", 1), ("addition", "carry", 2)]
+    assert out.n_seeds.tolist() == [3, 3] and out.train_seeds.tolist() == ["0 1 2"] * 2
+    for k, got in zip((1, 2), out.itertuples()):
+        mine = table[table.k == k].sort_values("train_seed")
+        for stat in ["drop_rel", "drop_abs", "control_drop_abs", "ref_control_drop_rel",
+                     "drop_beyond_ref_control_abs", "ablated_acc"]:
+            v = mine[stat].to_numpy()
+            for agg, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+                want = fn(v)
+                assert (np.isnan(want) and np.isnan(getattr(got, f"{stat}_{agg}"))) or \
+                    getattr(got, f"{stat}_{agg}") == pytest.approx(want)
+        parts = got.per_seed_drop_rel.split("; ")
+        assert [p.split()[0] for p in parts] == ["s0", "s1", "s2"]
+        s0 = mine.iloc[0]
+        assert parts[0] == (f"s0 {s0.drop_rel:.3f} [{s0.drop_rel_lo:.3f}, "
+                            f"{s0.drop_rel_hi:.3f}]")
+        assert got.per_seed_drop_abs.startswith(f"s0 {s0.drop_abs:.3f} [")
+    assert out.git_commit.tolist() == ["abc", "abc"]
+    assert set(out.threads) == {"1; 2"}  # seeds disagree: their values joined (seed order)
+    for col in ("task", "feature", "k", "n_seeds", "drop_rel_mean", "drop_rel_min",
+                "drop_rel_max"):
+        assert col in out.columns
+    with pytest.raises(ValueError, match="repeats"):
+        across_seeds(pd.concat([table, table.iloc[:1]]))
+    with pytest.raises(ValueError, match="lacks columns"):
+        across_seeds(table.drop(columns="ref_control_drop_abs"))
+    with pytest.raises(ValueError, match="empty"):
+        across_seeds(table.iloc[:0])

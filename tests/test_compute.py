@@ -419,3 +419,21 @@ def test_ctx_of_a_two_answer_task_runs_to_its_last_scored_token():
         assert context_length(task) == pytest.approx(want)
     first_eos = np.argmax(ex.ids == task.eos_id, axis=1) + 1  # addition: the first EOS
     assert context_length(get_task("addition", 4)) == pytest.approx(first_eos.mean())
+
+
+def test_a_task_may_list_its_own_seeds():
+    """tasks.<name>.seed overrides the config's seed for that task only: its runs come once per
+    seed with the seed in run_id; the other tasks keep the config's seed and plain run_ids."""
+    cfg = {"seed": 5, "grid": {"d_model": [32], "n_layers": [2], "lr": [1e-3],
+                               "batch_size": [64], "budgets": [10]},
+           "tasks": {"addition": {"size": 8, "seed": [0, 2]}, "multiplication": {"size": 8}}}
+    runs = plan(cfg)
+    addition = [s for s in runs if s.task == "addition"]
+    assert [(s.seed, s.run_id) for s in addition] == [(0, "d32_L2_H4_lr0.001_B64_s0"),
+                                                      (2, "d32_L2_H4_lr0.001_B64_s2")]
+    assert [(s.seed, s.run_id) for s in runs if s.task == "multiplication"] == [
+        (5, "d32_L2_H4_lr0.001_B64")]
+    assert compute.config_seeds(validate_config(cfg), "addition") == [0, 2]
+    assert compute.config_seeds(validate_config(cfg), "multiplication") == [5]
+    with pytest.raises(ValueError, match="distinct seeds"):
+        validate_config({**cfg, "tasks": {"addition": {"size": 8, "seed": [1, 1]}}})

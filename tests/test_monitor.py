@@ -424,3 +424,23 @@ def test_newton_solve_survives_a_singular_hessian_and_ignores_finished_problems(
     assert float(g[0] @ step[0]) > 0  # -step descends
     with pytest.raises(FloatingPointError):
         _solve_spd(H, g, torch.tensor([True, True]))
+
+
+def test_early_warning_script_writes_this_process_provenance(synthetic_records, tmp_path,
+                                                            monkeypatch):
+    from qlf.provenance import COLUMNS, provenance
+    from script_runner import run_script
+    frontier = pd.DataFrame({"task": "addition", "budget": [1e12, 1e13],
+                             "path": [str(p) for p in synthetic_records]})
+    frontier_csv = tmp_path / "addition_frontier.csv"
+    frontier.to_csv(frontier_csv, index=False)
+    out = tmp_path / "early_warning.csv"
+    run_script("early_warning", monkeypatch, tmp_path, input=dict(frontiers=[frontier_csv]),
+               output=[out])
+    table = pd.read_csv(out, dtype={c: str for c in COLUMNS})
+    expected = early_warning(frontier)
+    assert list(table.columns) == list(expected.columns) + list(COLUMNS)
+    assert len(table) == len(expected)
+    made = provenance()
+    for key in COLUMNS:
+        assert set(table[key]) == {str(made[key])}, key

@@ -73,9 +73,15 @@ def test_smoke_pipeline_writes_every_stage(smoke):
         frontier = list(csv.DictReader(open(work / f"results/scaling/{task}_frontier.csv")))
         budgets = sorted({float(r["budget"]) for r in rows})
         assert sorted(float(r["budget"]) for r in frontier) == budgets
-        for r in frontier:  # the frontier run is the minimum over its budget's runs
-            best = min(float(x["val_loss"]) for x in rows if float(x["budget"]) == float(r["budget"]))
-            assert float(r["val_loss"]) == best
+        for r in frontier:  # the frontier: the lowest mean over seeds of a configuration
+            configs = {}
+            for x in rows:
+                if float(x["budget"]) == float(r["budget"]):
+                    key = (x["d_model"], x["n_layers"], x["lr"], x["batch_size"])
+                    configs.setdefault(key, []).append(float(x["val_loss"]))
+            best = min(sum(v) / len(v) for v in configs.values())
+            assert float(r["val_loss"]) == pytest.approx(best, rel=1e-12)
+            assert int(r["n_seeds"]) == len(seeds_of(cfg, task))
         assert (work / f"results/plots/scaling_law/{task}.png").stat().st_size > 0
     transitions = list(csv.DictReader(open(work / "results/scaling/transitions.csv")))
     assert sorted(r["task"] for r in transitions) == sorted(tasks)
@@ -85,46 +91,70 @@ def test_smoke_pipeline_writes_every_stage(smoke):
     assert list((work / "logs/train").rglob("*.log")) and list((work / "benchmarks").rglob("*.tsv"))
 
 
-def test_smoke_pipeline_probes_and_ablations(smoke):
-    import json
+def seeds_of(cfg, task):
+    """A task's training seeds in a raw config (its own `seed`, else the config's)."""
+    seed = cfg["tasks"][task].get("seed", cfg.get("seed", 0))
+    return seed if isinstance(seed, list) else [seed]
 
+
+def test_smoke_pipeline_probes_and_ablations(smoke):
+    import pandas as pd
+
+    work, _ = smoke
+    cfg = yaml.safe_load((work / "config/smoke.yaml").read_text())
+    assert len(seeds_of(cfg, "addition")) >= 2  # the smoke exercises seeds
+    verdicts = pd.read_csv(work / "results/probes/quiet_loud.csv")
+    per_seed = pd.read_csv(work / "results/probes/quiet_loud_seeds.csv")
+    summary = pd.read_csv(work / "results/ablations/summary.csv")
+    for task in cfg["probes"]["tasks"]:
+        seeds = seeds_of(cfg, task)
+        mine = verdicts[verdicts.task == task]
+        assert mine.verdict.isin(["quiet", "loud", "neither", "no transition", "mixed"]).all()
+        assert (mine.n_seeds == len(seeds)).all()
+        assert sorted(per_seed[per_seed.task == task].train_seed.unique()) == seeds
+        assert sorted(summary[summary.task == task].train_seed.unique()) == seeds
+        for seed in seeds:
+            check_probes_of_one_seed(work, cfg, task, seed, per_seed, summary)
+    for pdf in ("quiet_loud_features", "within_run_probes", "ablations"):
+        assert (work / f"results/plots/{pdf}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def check_probes_of_one_seed(work, cfg, task, seed, per_seed, summary):
     import pandas as pd
 
     from qlf.tasks import get_task
 
-    work, _ = smoke
-    cfg = yaml.safe_load((work / "config/smoke.yaml").read_text())
-    verdicts = pd.read_csv(work / "results/probes/quiet_loud.csv")
-    summary = pd.read_csv(work / "results/ablations/summary.csv")
-    for task, entry in cfg["probes"]["tasks"].items():
-        features = [f.name for f in get_task(task, cfg["tasks"][task]["size"],
-                                            graphs_dir=work / "resources/graphs").features]
-        target = entry["target_budget"]
-        across = pd.read_csv(work / f"results/probes/{task}/across_compute.csv")
-        budgets = sorted(float(b) for b in {*pd.read_csv(
-            work / f"results/scaling/{task}_frontier.csv").budget} if b <= 10.0 ** target)
-        assert sorted(across.budget.unique()) == budgets
-        assert set(across.feature) == set(features)
-        within = pd.read_csv(work / f"results/probes/{task}/within_run.csv")
-        assert within.step.min() == 0 and within.step.nunique() >= 3
-        mine = verdicts[verdicts.task == task]
-        assert set(mine.feature) == set(features)
-        assert mine.verdict.isin(["quiet", "loud", "neither", "no transition"]).all()
-        assert set(summary[summary.task == task].feature) == set(features)
-        # the target budget's model is the within-run retraining's last step, trained and
-        # probed once: its across-compute rows are that step's probes
-        last = within.step.max()
-        info = json.loads((work / f"results/probes/{task}/within/step{last}/info.json")
-                          .read_text())
-        assert Path(info["weights"]).parent.name == "steps" and info["budget"] == 10.0 ** target
-        cols = ["feature", "layer", "row", "train_loss", "test_loss"]
-        pd.testing.assert_frame_equal(
-            across[across.budget == 10.0 ** target][cols].reset_index(drop=True),
-            within[within.step == last][cols].reset_index(drop=True))
-        assert not list((work / "results/models" / task).rglob(f"C{target}/*/weights_final.pt"))
-        assert not (work / f"results/probes/{task}/budgets/C{target}").exists()
-    for pdf in ("quiet_loud_features", "within_run_probes", "ablations"):
-        assert (work / f"results/plots/{pdf}.pdf").read_bytes().startswith(b"%PDF")
+    features = [f.name for f in get_task(task, cfg["tasks"][task]["size"],
+                                        graphs_dir=work / "resources/graphs").features]
+    root = work / f"results/probes/{task}/seed{seed}"
+    entry = cfg["probes"]["tasks"][task]
+    target = entry["target_budget"]
+    across = pd.read_csv(root / "across_compute.csv")
+    budgets = sorted(float(b) for b in {*pd.read_csv(
+        work / f"results/scaling/{task}_frontier.csv").budget} if b <= 10.0 ** target)
+    assert sorted(across.budget.unique()) == budgets
+    assert set(across.feature) == set(features)
+    within = pd.read_csv(root / "within_run.csv")
+    assert within.step.min() == 0 and within.step.nunique() >= 3
+    mine = per_seed[(per_seed.task == task) & (per_seed.train_seed == seed)]
+    assert set(mine.feature) == set(features)
+    assert mine.verdict.isin(["quiet", "loud", "neither", "no transition"]).all()
+    ablated = summary[(summary.task == task) & (summary.train_seed == seed)]
+    assert set(ablated.feature) == set(features)
+    # each seed's model is its own run (the seed in its run_id when the task lists seeds)
+    if len(seeds_of(cfg, task)) > 1:
+        assert ablated.run_id.str.endswith(f"_s{seed}").all()
+    # the target budget's model is the within-run retraining's last step, trained and
+    # probed once: its across-compute rows are that step's probes
+    last = within.step.max()
+    info = json.loads((root / f"within/step{last}/info.json").read_text())
+    assert Path(info["weights"]).parent.name == "steps" and info["budget"] == 10.0 ** target
+    cols = ["feature", "layer", "row", "train_loss", "test_loss"]
+    pd.testing.assert_frame_equal(
+        across[across.budget == 10.0 ** target][cols].reset_index(drop=True),
+        within[within.step == last][cols].reset_index(drop=True))
+    assert not list((work / "results/models" / task).rglob(f"C{target}/*/weights_final.pt"))
+    assert not (root / f"budgets/C{target}").exists()
 
 
 def test_smoke_pipeline_early_warning(smoke):
@@ -190,7 +220,8 @@ def test_adding_a_learning_rate_reruns_only_that_task_and_trains_only_the_new_ru
     w = tmp_path / "w"
     runs = w / "results/runs/addition"
     before = {p: p.read_text() for p in runs.rglob("*.json")}
-    assert before and all(json.loads(t)["summary"]["sweep"]["k"] == 2 for t in before.values())
+    # 2 learning rates x 2 seeds per sweep
+    assert before and all(json.loads(t)["summary"]["sweep"]["k"] == 4 for t in before.values())
 
     def add_lr(cfg):
         cfg["tasks"]["addition"]["lr"] = [1.0e-2, 3.0e-3, 1.0e-3]
@@ -209,7 +240,7 @@ def test_adding_a_learning_rate_reruns_only_that_task_and_trains_only_the_new_ru
               "config/smoke.yaml")
     assert {p: p.read_text() for p in before} == before
     new = [json.loads(p.read_text()) for p in runs.rglob("*lr0.001_*.json")]
-    assert len(new) == 4 and all(r["summary"]["sweep"]["k"] == 1 for r in new)
+    assert len(new) == 8 and all(r["summary"]["sweep"]["k"] == 2 for r in new)  # its 2 seeds
 
 
 def test_changing_a_plot_option_reruns_only_the_plot(smoke, tmp_path):
@@ -228,7 +259,8 @@ def test_forcing_one_record_reruns_its_sweep(smoke):
     out = snakemake(work, "-n", str(record), "--force", "--configfile",
                     "config/smoke.yaml").stdout
     assert job_counts(out) == {"train_addition": 1}
-    assert len(re.findall(r"output: (results/runs/\S+)", out)[0].split(",")) == 2
+    outputs = re.findall(r"output: (results/runs/[^\n]+)", out)[0].split(", ")
+    assert len(outputs) == 4 and all(p.endswith(".json") for p in outputs)  # the whole sweep
 
 
 def test_paper_grid_dry_run_plans_the_reference_run_counts(tmp_path):

@@ -478,3 +478,40 @@ def test_position_groups():
     assert {g: r.tolist() for g, r in position_groups(16).items()} == {
         "beginning": [0, 1, 2, 3, 4], "middle": list(range(5, 11)), "end": [11, 12, 13, 14, 15]}
     assert {g: r.tolist() for g, r in position_groups(2).items()} == {"middle": [0, 1]}
+
+
+# -- provenance of the probe tables --------------------------------------------------------------
+
+def test_probe_tables_carry_the_provenance_of_the_process_that_fitted_them(
+        addition_probe, tmp_path, monkeypatch):
+    import json
+    from qlf.provenance import COLUMNS, provenance
+    from script_runner import run_script
+    result = addition_probe[-1]
+    dirs = {}
+    for name, tag in (("C9", dict(budget=1e9, flops=1e9)), ("C10", dict(budget=1e10, flops=1e10)),
+                      ("step0", dict(step=0, flops=0.0)), ("old", dict(budget=1e11, flops=1e11))):
+        dirs[name] = tmp_path / name
+        probes.save_result(result, dirs[name])
+        (dirs[name] / "info.json").write_text(json.dumps(tag))
+    strings = {c: str for c in COLUMNS}
+    saved = pd.read_csv(dirs["C9"] / "metrics.csv", dtype=strings)
+    assert list(saved.columns) == probes.METRIC_COLUMNS + list(COLUMNS)
+    made = provenance()
+    for key in COLUMNS:
+        assert set(saved[key]) == {str(made[key])}, key
+    # a folder from before provenance: its rows' columns are empty, not the collector's
+    old = pd.read_csv(dirs["old"] / "metrics.csv").drop(columns=list(COLUMNS))
+    old.to_csv(dirs["old"] / "metrics.csv", index=False)
+    metrics, _ = probes.load_probe_dirs([dirs["old"]], key="budget")
+    assert metrics[list(COLUMNS)].isna().all().all()
+    out = {k: tmp_path / f"{k}.csv" for k in ("across", "across_examples", "within")}
+    run_script("collect_probes", monkeypatch, tmp_path,
+               input=dict(across=[dirs["C9"], dirs["C10"]], within=[dirs["step0"]]), output=out)
+    for name in ("across", "within"):
+        table = pd.read_csv(out[name], dtype=strings)
+        assert len(table) == len(result.metrics) * (2 if name == "across" else 1)
+        for key in COLUMNS:
+            assert set(table[key]) == {str(made[key])}, (name, key)
+    # the per-example table stays lean (its rows belong to the metrics rows of their folder)
+    assert not set(COLUMNS) & set(pd.read_csv(out["across_examples"]).columns)

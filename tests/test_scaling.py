@@ -11,6 +11,7 @@ import pytest
 
 from qlf.compute import make_spec
 from qlf.scaling import (RANDOM_GUESS, RUN_COLUMNS, TRANSITION_COLUMNS, fit_power_law,
+                         fixed_shape_series,
                          format_budget, frontier, load_records, power_law, random_guess_loss,
                          transitions, val_curves)
 from qlf.tasks import TASKS
@@ -154,7 +155,9 @@ def test_frontier_matches_brute_force_and_keeps_all_columns():
         rows = synthetic_runs(rng)
         runs = pd.DataFrame(rows).sample(frac=1, random_state=int(rng.integers(1000)))
         best = frontier(runs)
-        assert set(runs.columns) | {"n_runs"} == set(best.columns)
+        added = {"n_runs", "seed", "n_seeds", "val_loss_min", "val_loss_max"}
+        assert set(runs.columns) | added == set(best.columns)
+        assert best.n_seeds.eq(1).all() and best.val_loss_min.eq(best.val_loss).all()
         expected = brute_force_frontier(rows)
         assert len(best) == len(expected)
         for row in best.itertuples():
@@ -193,6 +196,75 @@ def test_frontier_ties_are_deterministic_and_nan_never_wins():
         frontier(pd.DataFrame(rows))
     with pytest.raises(ValueError, match="missing columns.*run_id"):
         frontier(pd.DataFrame(rows).drop(columns="run_id"))
+
+
+def brute_force_seed_frontier(rows):
+    """Python-loop reference with seeds: per cell the configuration whose seeds' mean val_loss
+    is lowest among those with every seed finite; ties to the smallest run_id of the smallest
+    seed, which names the configuration."""
+    configs = {}
+    for row in rows:
+        key = (row["task"], row["size"], row["budget"], row["d_model"], row["n_layers"],
+               row["lr"], row["batch_size"])
+        configs.setdefault(key, []).append(row)
+    best = {}
+    for key, seeds in configs.items():
+        losses = [r["val_loss"] for r in seeds]
+        if not all(math.isfinite(v) for v in losses):
+            continue
+        first = min(seeds, key=lambda r: (r["seed"], r["run_id"]))
+        candidate = (sum(losses) / len(losses), first["run_id"], min(losses), max(losses))
+        best[key[:3]] = min(best.get(key[:3], candidate), candidate)
+    return best
+
+
+def test_frontier_averages_seeds_before_choosing():
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        rows = []
+        for row in synthetic_runs(rng, budgets=(1e9, 1e10), tasks=("addition",)):
+            for seed in (3, 0, 1):  # seed order in the table must not matter
+                loss = float(rng.choice([rng.uniform(0.1, 1.0), np.nan], p=[0.95, 0.05]))
+                rows.append({**row, "seed": seed, "val_loss": loss,
+                             "run_id": row["run_id"] + f"_s{seed}"})
+        runs = pd.DataFrame(rows).sample(frac=1, random_state=int(rng.integers(1000)))
+        best = frontier(runs)
+        expected = brute_force_seed_frontier(rows)
+        assert len(best) == len(expected)
+        for row in best.itertuples():
+            mean, run_id, low, high = expected[(row.task, row.size, row.budget)]
+            assert row.run_id == run_id and row.seed == 0 and row.n_seeds == 3
+            assert row.val_loss == pytest.approx(mean)
+            assert (row.val_loss_min, row.val_loss_max) == (low, high)
+            assert row.n_runs == 48
+
+
+def test_frontier_is_not_the_luckiest_seed():
+    base = dict(task="addition", size=16, budget=1e10, d_model=32, n_layers=4, batch_size=64)
+    rows = [dict(base, lr=1e-2, seed=0, val_loss=0.05, run_id="a_s0"),  # lucky seed, bad mean
+            dict(base, lr=1e-2, seed=1, val_loss=0.95, run_id="a_s1"),
+            dict(base, lr=1e-3, seed=0, val_loss=0.40, run_id="b_s0"),
+            dict(base, lr=1e-3, seed=1, val_loss=0.40, run_id="b_s1")]
+    best = frontier(pd.DataFrame(rows)).iloc[0]
+    assert (best.run_id, best.val_loss, best.n_seeds) == ("b_s0", 0.40, 2)
+    rows[3]["val_loss"] = math.nan  # a configuration with a diverged seed never wins
+    assert frontier(pd.DataFrame(rows)).iloc[0].run_id == "a_s0"
+
+
+def test_fixed_shape_series_holds_every_seed_of_the_chosen_configuration():
+    rows = []
+    for budget, (lr_best, seeds) in {1e9: (1e-3, (0, 1)), 1e10: (1e-2, (0, 1))}.items():
+        for lr, seed in itertools.product((1e-2, 1e-3), seeds):
+            rows.append(dict(task="addition", size=16, budget=budget, d_model=64, n_layers=4,
+                             n_heads=4, lr=lr, batch_size=64, seed=seed,
+                             val_loss=0.2 + seed * 0.01 if lr == lr_best else 0.5 - seed * 0.3,
+                             run_id=f"d64_lr{lr!r}_s{seed}"))
+    runs = pd.DataFrame(rows)
+    series = fixed_shape_series(runs, frontier(runs), 1e10, 1e10)
+    assert list(zip(series.budget, series.seed, series.run_id)) == [
+        (1e9, 0, "d64_lr0.001_s0"), (1e9, 1, "d64_lr0.001_s1"),
+        (1e10, 0, "d64_lr0.01_s0"), (1e10, 1, "d64_lr0.01_s1")]
+    assert list(series.val_loss) == pytest.approx([0.2, 0.21, 0.2, 0.21])  # each seed's own
 
 
 def test_records_to_frontier_end_to_end(tmp_path):
@@ -363,3 +435,62 @@ def test_transitions_one_row_per_task_and_bad_input():
 
 def test_format_budget():
     assert format_budget(1e12) == "1e12" and format_budget(3e9) == "3e+09"
+
+
+# -- provenance ----------------------------------------------------------------------------------
+
+MADE = [dict(qlf_source_sha256="ab12cd34ef56ab78", git_commit="c0ffee" * 6 + "beef",
+             git_dirty=True, torch="2.13.0", threads=4),
+        dict(qlf_source_sha256="0123456789abcdef", git_commit=None, git_dirty=None,
+             torch="2.3.1+cu121", threads=16)]
+
+
+def test_load_records_carry_each_records_own_provenance(tmp_path):
+    from qlf.provenance import COLUMNS
+    a, _ = write_record(tmp_path, budget=1e9, provenance=MADE[0])
+    b, _ = write_record(tmp_path, budget=1e10, provenance=MADE[1])
+    c, _ = write_record(tmp_path, budget=1e11)  # a record from before provenance
+    runs = load_records([c, b, a]).set_index("budget")
+    assert list(runs.columns[-len(COLUMNS):]) == list(COLUMNS)
+    for budget, made in ((1e9, MADE[0]), (1e10, MADE[1])):
+        for key in COLUMNS:  # unknown (None) is NaN in the table
+            got = runs.loc[budget, key]
+            assert pd.isna(got) if made[key] is None else got == made[key], (key, got)
+    assert runs.loc[1e11, list(COLUMNS)].isna().all()
+    bad, _ = write_record(tmp_path, budget=1e12, provenance="yesterday")
+    with pytest.raises(ValueError, match=r"summary.provenance must be an object"):
+        load_records([bad])
+
+
+def test_scripts_write_record_and_process_provenance(tmp_path, monkeypatch):
+    """collect_runs and frontier: each row the provenance of its own record; transitions: the
+    provenance of the process that computed it."""
+    from qlf.provenance import COLUMNS, provenance
+    from script_runner import run_script
+    paths, made = [], {}
+    for i, (budget, d) in enumerate(itertools.product([1e9, 1e10, 1e11, 1e12], [16, 32])):
+        path, spec = write_record(tmp_path, budget=budget, d_model=d,
+                                  val_loss=1.0 / (budget * d) ** 0.1, provenance=MADE[i % 2])
+        paths.append(path)
+        made[str(path)] = MADE[i % 2]
+    runs_csv, frontier_csv, transitions_csv = (tmp_path / n for n in
+                                               ("runs.csv", "frontier.csv", "transitions.csv"))
+    run_script("collect_runs", monkeypatch, tmp_path, input=paths, output=[runs_csv])
+    run_script("frontier", monkeypatch, tmp_path, input=[runs_csv], output=[frontier_csv])
+    strings = {"qlf_source_sha256": str, "git_commit": str, "torch": str}
+    for csv in (runs_csv, frontier_csv):
+        table = pd.read_csv(csv, dtype=strings)
+        assert set(COLUMNS) <= set(table.columns)
+        for row in table.itertuples():
+            want = made[row.path]
+            for key in COLUMNS:
+                got = getattr(row, key)
+                assert (pd.isna(got) if want[key] is None else got == want[key]), (key, got)
+    assert len(pd.read_csv(frontier_csv)) == 4
+    run_script("transitions", monkeypatch, tmp_path, input=[frontier_csv],
+               output=[transitions_csv], params=dict(options={}))
+    table = pd.read_csv(transitions_csv, dtype={c: str for c in COLUMNS})
+    assert list(table.columns) == TRANSITION_COLUMNS + list(COLUMNS)
+    process = provenance()
+    for key in COLUMNS:
+        assert set(table[key]) == {str(process[key])}, key

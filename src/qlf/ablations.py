@@ -24,18 +24,49 @@ The edit is applied in the teacher-forced pass and at every step of greedy decod
 hooks fire on each newly computed position), so it acts like the reference's full-recompute decode.
 Positions are those of the true sequence, also where decoding has already gone wrong.
 
-Random control (fixing §8, whose "probe bias with a random direction" moves x by an unmatched
-amount): trial t draws, from a generator seeded by (seed, t), for each (row, layer) target a
-random subspace of the dimension of the probe's row space (rank W = V for independent rows), and
-for each example a random unit vector u in that subspace (for V = 1 a random sign). At the same
-layers and positions it moves x to x + ||Δ|| u, where Δ = -W+(W x + b) is the displacement the
-real ablation would apply to this very x. So the control moves every targeted vector by exactly
-the real ablation's distance, in a random direction of the same dimension.
+Two random controls, each `n_random` seeded trials at the same targets (rows, layers, positions):
+
+- Matched control (`RandomControl`, "control_*" in results; fixing §8, whose "probe bias with a
+  random direction" moves x by an unmatched amount): trial t draws, from a generator seeded by
+  (seed, TRIAL_STREAM, t), for each (row, layer) target a random subspace of the dimension of the
+  probe's row space (rank W = V for independent rows), and for each example a random unit vector
+  u in that subspace (for V = 1 a random sign). It moves x to x + ||Δ|| u, where Δ = -W+(W x + b)
+  is the displacement the real ablation would apply to this very x. So the control moves every
+  targeted vector by exactly the real ablation's distance, in a random direction of the same
+  dimension.
+- Reference control (`ReferenceControl`, "ref_control_*"; the reference's own control, §8 and
+  §12.3: "random unit directions that keep the probe's offset"): trial t draws, from a generator
+  seeded by (seed, REF_TRIAL_STREAM, t), for each target one Gaussian (V, d) matrix R with the
+  probe's row count V and normalises each row to unit norm, shared by all examples; it keeps the
+  probe's normalised offsets b̂ (b_v / ||W_v||, after centring for one-hot probes: the rows and
+  offsets the real ablation uses) and applies the same projection as the ablation onto
+  {z : R z + b̂ = 0}. For V = 1 that is the reference's x - (r·x + b̂) r exactly: the component
+  along r is set to -b̂ and the rest of x is kept; for V > 1 it is the exact projection onto the
+  V random hyperplanes where the reference sums the row-wise steps (§7.2, §12.7). Its shift
+  |r·x + b̂| is not matched to the ablation's (results record its mean shift next to the
+  ablation's: ref_control_mean_shift, ref_control_shift_ratio), so a drop beyond it mixes "this
+  direction matters" with "this edit was smaller"; it is kept because it is what the paper
+  compared with.
+
+Top-k sweep (ablate_feature): for each k in a list (default 1..n_layers) the targets are the k
+layers of lowest probe train loss of every row (§4's --topk), ablated together. The baseline is
+evaluated once and shared by every k. Both controls cost 2 x n_random full evaluations per k, so
+by default they are run for k = 1 only (`control_top_k`); rows at other k have no control
+numbers (null / empty CSV cells). Measured on one CPU thread (addition-16, d_model 64, 4 layers,
+1000 probe-test examples, n_random 32, feature carry): 53 s for k = 1 with the matched control
+alone (34 evaluations), 120 s for k = 1..4 with both controls at k = 1 (69); both controls at
+every k would be 261 evaluations, about 7.5x.
 
 Evaluation (§6, fixing §12.8-9): masked teacher-forced cross-entropy per example (each row's own
 scored targets, so ragged answers are fine) and greedy exact match of the whole answer span, with
 each row's prompt ending before its own '='. Uncertainty: percentile bootstrap over examples with
 one seeded set of resamples shared by every statistic, so differences are paired.
+
+Results and tables: ablate_feature gives one JSON-able dict per feature with one entry per k
+(`by_k`); summary_table flattens them to one row per (task, train seed, feature, k),
+targets_table to one row per ablated (probe row, layer), across_seeds aggregates the summary over
+training seeds. Every result carries the provenance of the process that made it
+(qlf.provenance) and every table row the provenance columns of its result.
 """
 from __future__ import annotations
 
@@ -51,10 +82,13 @@ import torch
 
 from .model import (Hook, Transformer, capture, exact_match, greedy_decode,
                     masked_loss_per_example)
+from .provenance import COLUMNS as PROVENANCE_COLUMNS
+from .provenance import provenance, table_columns
 from .tasks.base import Examples, Task
 
 DEFAULT_BATCH = 256
-TRIAL_STREAM, BOOT_STREAM = 1, 2  # separate the seeded generators of controls and bootstrap
+# separate seeded generators: matched controls, bootstrap, reference controls
+TRIAL_STREAM, BOOT_STREAM, REF_TRIAL_STREAM = 1, 2, 3
 CI_LEVEL = 0.95
 
 
@@ -169,8 +203,9 @@ class _PositionEdits(Intervention):
         self.n_examples = len(positions)
         self.d_model = d.pop()
 
-    def _edit(self, k: int, x: torch.Tensor, examples: torch.Tensor) -> torch.Tensor:
-        """New float64 vectors for target k at x (m, d) float64 of examples (m,)."""
+    def delta(self, k: int, x: torch.Tensor, examples: torch.Tensor) -> torch.Tensor:
+        """The float64 moves (m, d) of target k at x (m, d) float64 of examples (m,): the edit
+        is x -> x + delta."""
         raise NotImplementedError
 
     def hooks(self, rows, device) -> dict[str, Hook]:
@@ -197,7 +232,8 @@ class _PositionEdits(Intervention):
                         continue
                     j = p[i] - start
                     out = x.clone() if out is None else out
-                    out[i, j] = self._edit(k, out[i, j].double(), examples[i]).to(out.dtype)
+                    x64 = out[i, j].double()
+                    out[i, j] = (x64 + self.delta(k, x64, examples[i])).to(out.dtype)
                 return out
             return fn
 
@@ -227,8 +263,8 @@ class FeatureAblation(_PositionEdits):
                                       str(p.kind), float(p.train_loss), float(p.test_loss)))
         return cls(targets, positions)
 
-    def _edit(self, k, x, examples):
-        return x + self.targets[k].projector.displacement(x)
+    def delta(self, k, x, examples):
+        return self.targets[k].projector.displacement(x)
 
 
 class RandomControl(_PositionEdits):
@@ -256,9 +292,33 @@ class RandomControl(_PositionEdits):
         basis, coef = self._tensors[k].on(examples.device)
         return coef[examples] @ basis.T
 
-    def _edit(self, k, x, examples):
+    def delta(self, k, x, examples):
         distance = self.targets[k].projector.displacement(x).norm(dim=-1, keepdim=True)
-        return x + distance * self.direction(k, examples)
+        return distance * self.direction(k, examples)
+
+
+class ReferenceControl(_PositionEdits):
+    """The reference's control (§8; module doc): the ablation's projection with each target's
+    unit rows replaced by random unit rows, the probe's normalised offsets b̂ kept.
+
+    Trial `trial` draws, from np.random.default_rng((seed, REF_TRIAL_STREAM, trial)), for each
+    target in order one (V, d) Gaussian matrix, rows normalised to unit norm, shared by every
+    example (as the reference: one draw per position row, not per example).
+    """
+
+    def __init__(self, ablation: FeatureAblation, seed: int, trial: int):
+        super().__init__(ablation.targets, ablation.positions)
+        self.seed, self.trial = int(seed), int(trial)
+        rng = np.random.default_rng([self.seed, REF_TRIAL_STREAM, self.trial])
+        self.projectors = []
+        for t in self.targets:
+            rows = rng.standard_normal(t.projector.W.shape)
+            rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+            # Projector divides b by the row norms, which are 1 here: b̂ is kept as it is
+            self.projectors.append(Projector(rows, t.projector.b))
+
+    def delta(self, k, x, examples):
+        return self.projectors[k].displacement(x)
 
 
 def _combined(hook_sets: list[dict[str, Hook]]) -> dict[str, Hook]:
@@ -329,22 +389,32 @@ def evaluate(model: Transformer, examples: Examples,
 
 @torch.no_grad()
 def displacement_norms(model: Transformer, examples: Examples, ablation: FeatureAblation,
-                       batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-    """(n_targets, 2): per target, the mean ||Δ|| the ablation moves x by and the mean ||x||, over
-    the examples that have the target's row, in the plain model's teacher-forced pass (how far
-    the probe's hyperplanes lie from the activations, relative to their size)."""
-    sums = np.zeros((len(ablation.targets), 3))  # sum ||Δ||, sum ||x||, count
+                       batch_size: int = DEFAULT_BATCH,
+                       others: Sequence[_PositionEdits] = ()) -> np.ndarray:
+    """(n_targets, 2 + len(others)): per target, the mean ||Δ|| the ablation moves x by and the
+    mean ||x||, then the mean move of each of `others` (edits of the same targets, e.g. reference
+    controls), over the examples that have the target's row, in the plain model's teacher-forced
+    pass (how far the probe's hyperplanes lie from the activations, relative to their size)."""
+    for other in others:
+        if other.targets != ablation.targets or other.n_examples != ablation.n_examples:
+            raise ValueError("displacement_norms: `others` must edit the ablation's targets")
+    edits = [ablation, *others]
+    sums = np.zeros((len(ablation.targets), len(edits) + 2))  # sum ||Δ|| per edit, ||x||, count
     names = sorted({resid_post(t.layer) for t in ablation.targets})
+    device = model.rope.device
     for lo in range(0, len(examples), batch_size):
         rows = np.arange(lo, min(len(examples), lo + batch_size))
         acts = capture(model, examples.ids[rows], names, ablation.positions[rows])
         for k, t in enumerate(ablation.targets):
-            present = torch.as_tensor(ablation.positions[rows, t.row] >= 0)
-            x = acts[resid_post(t.layer)][:, t.row][present.to(model.rope.device)].double()
-            sums[k] += [t.projector.displacement(x).norm(dim=-1).sum().item(),
-                        x.norm(dim=-1).sum().item(), len(x)]
+            present = ablation.positions[rows, t.row] >= 0
+            x = acts[resid_post(t.layer)][:, t.row][torch.as_tensor(present, device=device)]
+            x, which = x.double(), torch.as_tensor(rows[present], device=device)
+            sums[k, :len(edits)] += [e.delta(k, x, which).norm(dim=-1).sum().item()
+                                     for e in edits]
+            sums[k, len(edits):] += [x.norm(dim=-1).sum().item(), len(x)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sums[:, :2] / sums[:, 2:]
+        means = sums[:, :-1] / sums[:, -1:]
+    return np.concatenate([means[:, :1], means[:, -1:], means[:, 1:-1]], axis=1)
 
 
 # -- statistics ------------------------------------------------------------------------------------
@@ -378,13 +448,15 @@ def _condition(correct: np.ndarray, loss: np.ndarray, resample) -> dict:
     return {"acc": acc, "acc_ci": acc_ci, "loss": loss, "loss_ci": loss_ci}
 
 
-def summarise(base: Evaluation, ablated: Evaluation, controls: Sequence[Evaluation],
-              n_boot: int = 1000, seed: int = 0) -> dict:
-    """Accuracy and loss of each condition with bootstrap CIs, drops and per-example arrays."""
-    if not controls:
-        raise ValueError("at least one random-control trial is needed")
+def summarise(base: Evaluation, ablated: Evaluation, controls: Sequence[Evaluation] = (),
+              ref_controls: Sequence[Evaluation] = (), n_boot: int = 1000, seed: int = 0) -> dict:
+    """Accuracy and loss of each condition with bootstrap CIs, drops and per-example arrays.
+
+    `controls` (matched) and `ref_controls` (reference) are the trials of each random control;
+    a control without trials has None for its groups ("control", "control_drop",
+    "drop_beyond_control", and the "ref_" ones likewise)."""
     n = len(base.correct)
-    for ev in [base, ablated, *controls]:
+    for ev in [base, ablated, *controls, *ref_controls]:
         if ev.correct.shape != (n,) or ev.loss.shape != (n,):
             raise ValueError(f"every condition needs per-example arrays over the same {n} "
                              f"examples, got {ev.correct.shape} and {ev.loss.shape}")
@@ -394,62 +466,120 @@ def summarise(base: Evaluation, ablated: Evaluation, controls: Sequence[Evaluati
         return counts @ np.asarray(values, dtype=np.float64) / n
 
     b_acc, a_acc = base.correct.astype(np.float64), ablated.correct.astype(np.float64)
-    c_rate = np.mean([c.correct for c in controls], axis=0)  # per example, over trials
-    c_loss = np.mean([c.loss for c in controls], axis=0)
-    control = _condition(c_rate, c_loss, resample)
-    control["trial_acc"] = [float(c.correct.mean()) for c in controls]
-    control["trial_loss"] = [float(c.loss.mean()) for c in controls]
-    boot_b, boot_a, boot_c = resample(b_acc), resample(a_acc), resample(c_rate)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_boot = (boot_b - boot_a) / boot_b
+    boot_b, boot_a = resample(b_acc), resample(a_acc)
     base_acc = b_acc.mean()
-    return {
-        "baseline": _condition(b_acc, base.loss, resample),
-        "ablated": _condition(a_acc, ablated.loss, resample),
-        "control": control,
-        "drop": {"abs": _num(base_acc - a_acc.mean()), "abs_ci": _ci(boot_b - boot_a),
-                 "rel": _num((base_acc - a_acc.mean()) / base_acc) if base_acc > 0 else None,
-                 "rel_ci": _ci(rel_boot) if base_acc > 0 else [None, None]},
-        "control_drop": {"abs": _num(base_acc - c_rate.mean()), "abs_ci": _ci(boot_b - boot_c)},
-        "drop_beyond_control": {"abs": _num(c_rate.mean() - a_acc.mean()),
-                                "abs_ci": _ci(boot_c - boot_a)},
-        "per_example": {
-            "baseline_correct": base.correct.tolist(), "ablated_correct": ablated.correct.tolist(),
-            "control_correct_rate": c_rate.tolist(), "baseline_loss": base.loss.tolist(),
-            "ablated_loss": ablated.loss.tolist(), "control_loss": c_loss.tolist()},
-    }
+
+    def drop(boot_other: np.ndarray, other_acc: float) -> dict:
+        """Absolute and relative drop from the baseline to a condition, with paired CIs."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel_boot = (boot_b - boot_other) / boot_b
+        return {"abs": _num(base_acc - other_acc), "abs_ci": _ci(boot_b - boot_other),
+                "rel": _num((base_acc - other_acc) / base_acc) if base_acc > 0 else None,
+                "rel_ci": _ci(rel_boot) if base_acc > 0 else [None, None]}
+
+    out = {"baseline": _condition(b_acc, base.loss, resample),
+           "ablated": _condition(a_acc, ablated.loss, resample),
+           "drop": drop(boot_a, a_acc.mean())}
+    per_example = {
+        "baseline_correct": base.correct.tolist(), "ablated_correct": ablated.correct.tolist(),
+        "baseline_loss": base.loss.tolist(), "ablated_loss": ablated.loss.tolist()}
+    for name, trials in (("control", controls), ("ref_control", ref_controls)):
+        if not trials:
+            out.update({name: None, f"{name}_drop": None, f"drop_beyond_{name}": None})
+            continue
+        rate = np.mean([c.correct for c in trials], axis=0)  # per example, over trials
+        loss = np.mean([c.loss for c in trials], axis=0)
+        group = _condition(rate, loss, resample)
+        group["trial_acc"] = [float(c.correct.mean()) for c in trials]
+        group["trial_loss"] = [float(c.loss.mean()) for c in trials]
+        boot_c = resample(rate)
+        out[name] = group
+        out[f"{name}_drop"] = drop(boot_c, rate.mean())
+        out[f"drop_beyond_{name}"] = {"abs": _num(rate.mean() - a_acc.mean()),
+                                      "abs_ci": _ci(boot_c - boot_a)}
+        per_example[f"{name}_correct_rate"] = rate.tolist()
+        per_example[f"{name}_loss"] = loss.tolist()
+    out["per_example"] = per_example
+    return out
 
 
 # -- one feature -----------------------------------------------------------------------------------
 
+def resolve_top_k(value, n_layers: int, name: str = "top_k") -> list[int]:
+    """The ks of a top-k setting: "all" (1..n_layers), one int, or a list of distinct ints, each
+    in 1..n_layers; sorted."""
+    if value == "all":
+        return list(range(1, n_layers + 1))
+    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name} must be 'all', an int or a non-empty list of ints, "
+                         f"got {value!r}")
+    for k in values:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_layers:
+            raise ValueError(f"{name}: every k must be an int in 1..{n_layers} (the model's "
+                             f"layers), got {k!r} in {value!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}: ks repeat in {value!r}")
+    return sorted(int(k) for k in values)
+
+
 def ablate_feature(model: Transformer, task: Task, examples: Examples, probes, feature: str,
-                   k: int = 1, n_random: int = 32, seed: int = 0, n_boot: int = 1000,
-                   batch_size: int = DEFAULT_BATCH) -> dict:
-    """Baseline, feature ablation and `n_random` random controls on `examples` (normally the
-    probe_test split, generated with features) for the top-`k` layers (lowest probe train loss)
-    of every probed row of `feature`. `probes`: the FittedProbe list of this model (qlf.probes).
-    Returns a JSON-serialisable dict (summary_table gives the flat view)."""
+                   top_k="all", control_top_k=(1,), n_random: int = 32, seed: int = 0,
+                   n_boot: int = 1000, batch_size: int = DEFAULT_BATCH) -> dict:
+    """Baseline, feature ablation and the random controls on `examples` (normally the
+    probe_test split, generated with features) for the top-k layers (lowest probe train loss) of
+    every probed row of `feature`, for each k of `top_k` ("all" = 1..n_layers, an int or a list;
+    resolve_top_k). The controls (`n_random` trials of each kind) run only at the ks of
+    `control_top_k` (a subset of top_k's; default k = 1: see the module doc on cost).
+    `probes`: the FittedProbe list of this model (qlf.probes). Returns a JSON-serialisable dict:
+    the feature's common fields and `by_k`, one ablate_selected result per k, ascending
+    (summary_table gives the flat view)."""
     from .probes import best_layers  # the module above this one in the data flow
 
-    _check_count("k", k)
+    n_layers = model.cfg.n_layers
+    ks = resolve_top_k(top_k, n_layers, "top_k")
+    control_ks = resolve_top_k(control_top_k, n_layers, "control_top_k")
+    if not set(control_ks) <= set(ks):
+        raise ValueError(f"control_top_k {control_ks} must be a subset of top_k {ks}")
+    _check_count("n_random", n_random)
     task.feature(feature)  # fail early on a name the task does not have
-    selected = best_layers(probes, feature, k=k)
-    result = ablate_selected(model, task, examples, feature, selected, n_random=n_random,
-                             seed=seed, n_boot=n_boot, batch_size=batch_size)
-    return {**result, "k": k}
+    selections = {k: best_layers(probes, feature, k=k) for k in ks}
+    for k, selected in selections.items():
+        short = {row: len(ps) for row, ps in selected.items() if len(ps) < k}
+        if short:
+            raise ValueError(f"top_k {k}: rows of {feature!r} with fewer probes (layers) than "
+                             f"k: {short}; lower top_k or refit the probes on every layer")
+    started = time.perf_counter()
+    base = evaluate(model, examples, None, batch_size)
+    by_k = []
+    for k, selected in selections.items():
+        with_controls = k in control_ks
+        by_k.append(ablate_selected(model, task, examples, feature, selected,
+                                    n_random=n_random if with_controls else 0, seed=seed,
+                                    n_boot=n_boot, batch_size=batch_size, baseline=base))
+    print(f"[qlf ablations] {task.name} {feature}: k = {ks} (controls at {control_ks}) in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    first = by_k[0]
+    return {"task": task.name, "size": int(task.size), "feature": feature,
+            "kind": first["kind"], "n_layers": int(n_layers), "n_examples": len(examples),
+            "n_random": n_random, "seed": int(seed), "n_boot": n_boot, "top_k": ks,
+            "control_top_k": control_ks, "provenance": provenance(), "by_k": by_k}
 
 
-def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+def _check_count(name: str, value, least: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 def ablate_selected(model: Transformer, task: Task, examples: Examples, feature: str,
                     selected: dict[int, list], n_random: int = 32, seed: int = 0,
-                    n_boot: int = 1000, batch_size: int = DEFAULT_BATCH) -> dict:
-    """ablate_feature for an explicit probe choice {row: [probe, ...]} (FittedProbe-like objects:
-    .kind, .row, .layer, .W, .b, .train_loss, .test_loss)."""
-    _check_count("n_random", n_random)
+                    n_boot: int = 1000, batch_size: int = DEFAULT_BATCH,
+                    baseline: Evaluation | None = None) -> dict:
+    """The ablation of an explicit probe choice {row: [probe, ...]} (FittedProbe-like objects:
+    .kind, .row, .layer, .W, .b, .train_loss, .test_loss) with `n_random` trials of each random
+    control (0: no controls; their groups are None). `baseline`: the plain model's evaluation of
+    `examples` if already made (ablate_feature shares one across k)."""
+    _check_count("n_random", n_random, least=0)
     _check_count("n_boot", n_boot)
     spec = task.feature(feature)
     if feature not in examples.features:
@@ -461,73 +591,238 @@ def ablate_selected(model: Transformer, task: Task, examples: Examples, feature:
                          f"{model.cfg.vocab_size} vs {task.vocab_size})")
     if not selected:
         raise ValueError(f"no probes of feature {feature!r} to ablate")
+    if baseline is not None and len(baseline.correct) != len(examples):
+        raise ValueError(f"the baseline has {len(baseline.correct)} examples, not {len(examples)}")
     ablation = FeatureAblation.from_probes(selected, examples.features[feature].positions)
-    shifts = displacement_norms(model, examples, ablation, batch_size)
-    base = evaluate(model, examples, None, batch_size)
+    k = max(len(v) for v in selected.values())
+    base = evaluate(model, examples, None, batch_size) if baseline is None else baseline
     ablated = evaluate(model, examples, ablation, batch_size)
-    print(f"[qlf ablations] {task.name} {feature}: accuracy {np.mean(base.correct):.3f} -> "
-          f"{np.mean(ablated.correct):.3f} ablated", file=sys.stderr, flush=True)
+    print(f"[qlf ablations] {task.name} {feature} k={k}: accuracy {np.mean(base.correct):.3f} "
+          f"-> {np.mean(ablated.correct):.3f} ablated", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    controls = []
+    controls, ref_trials, ref_controls = [], [], []
     for t in range(n_random):
         controls.append(evaluate(model, examples, RandomControl(ablation, seed, t), batch_size))
+        ref_trials.append(ReferenceControl(ablation, seed, t))
+        ref_controls.append(evaluate(model, examples, ref_trials[-1], batch_size))
         if t == 0 or t + 1 == n_random or (t + 1) % 8 == 0:
-            print(f"[qlf ablations] {task.name} {feature}: random control {t + 1}/{n_random} "
-                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+            print(f"[qlf ablations] {task.name} {feature} k={k}: random controls "
+                  f"{t + 1}/{n_random} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+    shifts = displacement_norms(model, examples, ablation, batch_size, others=ref_trials)
+    ref_shift = shifts[:, 2:].mean(1) if n_random else np.full(len(shifts), np.nan)
     result = {
         "task": task.name, "size": int(task.size), "feature": feature, "kind": spec.kind,
-        "k": max(len(v) for v in selected.values()), "n_examples": len(examples),
-        "n_random": n_random, "seed": int(seed), "n_boot": n_boot,
+        "k": k, "n_examples": len(examples), "n_random": n_random, "seed": int(seed),
+        "n_boot": n_boot,
         "targets": [{"row": t.row, "layer": t.layer, "kind": t.kind,
                      "n_directions": len(t.projector.W),
                      "rank": t.projector.rank, "train_loss": _num(t.train_loss),
                      "test_loss": _num(t.test_loss), "mean_shift": _num(shift),
-                     "mean_norm": _num(norm)}
-                    for t, (shift, norm) in zip(ablation.targets, shifts)],
+                     "mean_norm": _num(norm), "ref_control_mean_shift": _num(ref)}
+                    for t, (shift, norm), ref in zip(ablation.targets, shifts[:, :2], ref_shift)],
         "shift_ratio": _num(np.nanmean(shifts[:, 0]) / np.nanmean(shifts[:, 1])),
+        "ref_control_shift_ratio": _num(np.nanmean(ref_shift) / np.nanmean(shifts[:, 1]))
+                                   if n_random else None,
         "rows": sorted({t.row for t in ablation.targets}),
         "layers": sorted({t.layer for t in ablation.targets}),
+        "provenance": provenance(),
     }
-    result.update(summarise(base, ablated, controls, n_boot=n_boot, seed=seed))
+    result.update(summarise(base, ablated, controls, ref_controls, n_boot=n_boot, seed=seed))
     return result
 
 
-# -- the summary table -----------------------------------------------------------------------------
+# -- tables ----------------------------------------------------------------------------------------
 
 _NESTED = {"baseline": ("acc", "loss"), "ablated": ("acc", "loss"), "control": ("acc", "loss"),
-           "drop": ("abs", "rel"), "control_drop": ("abs",), "drop_beyond_control": ("abs",)}
+           "ref_control": ("acc", "loss"), "drop": ("abs", "rel"), "control_drop": ("abs", "rel"),
+           "ref_control_drop": ("abs", "rel"), "drop_beyond_control": ("abs",),
+           "drop_beyond_ref_control": ("abs",)}
+# the identifying columns first, the provenance columns last
+_KEY_COLUMNS = ["task", "size", "budget", "run_id", "train_seed", "feature", "kind", "k"]
+
+
+def _entries(results: Iterable[dict]) -> list[dict]:
+    """Each result's per-k entries (an ablate_feature result: its `by_k`; an ablate_selected
+    result: itself), with the result's top-level scalars (train_seed, budget, ...) merged in."""
+    out = []
+    for result in results:
+        if "by_k" not in result:
+            out.append(result)
+            continue
+        top = {key: value for key, value in result.items()
+               if key != "by_k" and (value is None or isinstance(value, (str, int, float, bool,
+                                                                          dict)))}
+        if not result["by_k"]:
+            raise ValueError(f"ablation result of {result.get('feature')!r} has no k entries")
+        out += [{**top, **entry} for entry in result["by_k"]]
+    return out
+
+
+def _check_entry(entry: dict) -> None:
+    for key in ("train_seed", "provenance", "targets"):
+        if key not in entry:
+            raise ValueError(f"ablation result of {entry.get('task')!r} {entry.get('feature')!r} "
+                             f"has no {key!r} (an ablate_feature result; the pipeline's "
+                             f"ablate_feature script adds train_seed)")
 
 
 def summary_row(result: dict) -> dict:
-    """One flat row of an ablate_feature result: every top-level scalar (task, size, feature, any
-    key a caller added such as the budget), the targets as 'row:layer' text, and each statistic
-    with its CI as `{group}_{stat}`, `{group}_{stat}_lo`, `{group}_{stat}_hi`."""
+    """One flat row of one k of an ablation result: every top-level scalar (task, size, feature,
+    k, train_seed, any key a caller added such as the budget), the targets as 'row:layer' text,
+    the distinct layers as 'layer layer' text, the displacement ratios (pooled, and the min and
+    max over targets), each statistic with its CI as `{group}_{stat}`, `{group}_{stat}_lo`,
+    `{group}_{stat}_hi` (empty where a control was not run), and the result's provenance."""
+    _check_entry(result)
     row = {key: value for key, value in result.items()
            if value is None or isinstance(value, (str, int, float, bool))}
     row["targets"] = " ".join(f"{t['row']}:{t['layer']}" for t in result["targets"])
+    row["layers"] = " ".join(str(layer) for layer in sorted({t["layer"]
+                                                            for t in result["targets"]}))
+    row["n_targets"] = len(result["targets"])
+    ratios = [_ratio(t) for t in result["targets"]]
+    ratios = [r for r in ratios if r is not None]
+    row["shift_ratio_min"] = min(ratios) if ratios else None
+    row["shift_ratio_max"] = max(ratios) if ratios else None
     for group, stats in _NESTED.items():
         if group not in result:
             raise ValueError(f"not an ablate_feature result: no {group!r} entry")
         for stat in stats:
             name = f"{group}_{stat}"
-            row[name] = result[group][stat]
-            row[name + "_lo"], row[name + "_hi"] = result[group][stat + "_ci"]
+            values = result[group] or {}
+            row[name] = values.get(stat)
+            row[name + "_lo"], row[name + "_hi"] = values.get(stat + "_ci", [None, None])
+    row.update(table_columns(result["provenance"]))
     return row
 
 
+def _ratio(target: dict) -> float | None:
+    shift, norm = target.get("mean_shift"), target.get("mean_norm")
+    return None if shift is None or not norm else shift / norm
+
+
+def _ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """Key columns first, provenance last; columns of numbers and None (a control not run) as
+    float with NaN."""
+    for col in table.columns:
+        values = table[col]
+        if values.dtype == object and values.map(
+                lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+        ).all():
+            table[col] = values.astype(float)
+    first = [c for c in _KEY_COLUMNS if c in table.columns]
+    last = [c for c in PROVENANCE_COLUMNS if c in table.columns]
+    middle = [c for c in table.columns if c not in first and c not in last]
+    return table[first + middle + last]
+
+
 def summary_table(results: Iterable[dict]) -> pd.DataFrame:
-    """Tidy table, one row per (task, feature) result, for results/ablations/summary.csv."""
-    rows = [summary_row(r) for r in results]
+    """Tidy table, one row per (task, train seed, feature, k), for
+    results/ablations/summary.csv (summary_row), in the order of the results (each one's ks
+    ascending)."""
+    rows = [summary_row(entry) for entry in _entries(results)]
     if not rows:
         raise ValueError("no ablation results to summarise")
+    table = _ordered(pd.DataFrame(rows))
+    key = [c for c in ("task", "size", "budget", "train_seed", "feature", "k")
+           if c in table.columns]
+    repeated = table.duplicated(key)
+    if repeated.any():
+        raise ValueError(f"ablation results repeat ({', '.join(key)}): "
+                         f"{table.loc[repeated, key].values.tolist()}")
+    return table
+
+
+def targets_table(results: Iterable[dict]) -> pd.DataFrame:
+    """Tidy table, one row per (task, train seed, feature, k, probe row, layer) ablated, for
+    results/ablations/targets.csv: the probe's kind, directions and rank, its train/test loss,
+    `layer_rank` (1 = the row's best layer), the ablation's mean shift ||Δ||, the mean ||x||,
+    their ratio, and the reference control's mean shift (empty where it was not run)."""
+    rows = []
+    for entry in _entries(results):
+        _check_entry(entry)
+        ids = {key: entry[key] for key in _KEY_COLUMNS if key in entry}
+        seen: dict[int, int] = {}
+        for t in entry["targets"]:
+            seen[t["row"]] = seen.get(t["row"], 0) + 1
+            rows.append({**ids, "row": t["row"], "layer": t["layer"],
+                         "layer_rank": seen[t["row"]], "probe_kind": t["kind"],
+                         "n_directions": t["n_directions"], "probe_rank": t["rank"],
+                         "train_loss": t["train_loss"], "test_loss": t["test_loss"],
+                         "mean_shift": t["mean_shift"], "mean_norm": t["mean_norm"],
+                         "ratio": _ratio(t),
+                         "ref_control_mean_shift": t.get("ref_control_mean_shift"),
+                         **table_columns(entry["provenance"])})
+    if not rows:
+        raise ValueError("no ablation results to tabulate")
+    return _ordered(pd.DataFrame(rows))
+
+
+# drops summarised over training seeds: (column in the summary, stem in across_seeds)
+_SEED_STATS = ["drop_rel", "drop_abs", "control_drop_rel", "control_drop_abs",
+               "ref_control_drop_rel", "ref_control_drop_abs", "drop_beyond_control_abs",
+               "drop_beyond_ref_control_abs", "baseline_acc", "ablated_acc", "control_acc",
+               "ref_control_acc"]
+
+
+def _per_seed(rows: pd.DataFrame, stat: str) -> str:
+    """'s0 0.52 [0.49, 0.55]; s1 ...' (empty CI ends as nan)."""
+    def fmt(value) -> str:
+        return "nan" if pd.isna(value) else f"{value:.3f}"
+    return "; ".join(f"s{int(r.train_seed)} {fmt(r[stat])} [{fmt(r[stat + '_lo'])}, "
+                     f"{fmt(r[stat + '_hi'])}]" for _, r in rows.iterrows())
+
+
+def _joined(values: pd.Series):
+    """One value if all rows agree, else the distinct values as '; '-joined text."""
+    distinct = list(dict.fromkeys(values.tolist()))
+    return distinct[0] if len(distinct) == 1 else "; ".join(str(v) for v in distinct)
+
+
+def across_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary table aggregated over training seeds, one row per (task, feature, k), for
+    results/ablations/across_seeds.csv: n_seeds, train_seeds ('0 1 2'), the mean, min and max
+    over seeds of each drop and accuracy (`{stat}_mean`, `_min`, `_max`; NaN where a control
+    was not run), the per-seed relative and absolute drops with their CIs as text
+    (`per_seed_drop_rel`, `per_seed_drop_abs`) and the provenance columns (one value if every
+    seed's result agrees, else the distinct values joined by '; ')."""
+    needed = ["task", "feature", "k", "train_seed"] + [
+        f"{s}{e}" for s in ("drop_rel", "drop_abs") for e in ("", "_lo", "_hi")] + _SEED_STATS
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"across_seeds: the summary table lacks columns {missing}")
+    if table.empty:
+        raise ValueError("across_seeds: the summary table is empty")
+    key = ["task", "feature", "k"]
+    repeated = table.duplicated(key + ["train_seed"])
+    if repeated.any():
+        raise ValueError(f"across_seeds: (task, feature, k, train_seed) repeats: "
+                         f"{table.loc[repeated, key + ['train_seed']].values.tolist()}")
+    rows = []
+    for (task, feature, k), group in table.groupby(key, sort=False):
+        group = group.sort_values("train_seed")
+        row = {"task": task}
+        if "size" in group.columns:
+            row["size"] = _joined(group["size"])
+        row.update(feature=feature, k=int(k), n_seeds=len(group),
+                   train_seeds=" ".join(str(int(s)) for s in group.train_seed))
+        for stat in _SEED_STATS:
+            values = pd.to_numeric(group[stat], errors="coerce")
+            row.update({f"{stat}_mean": values.mean(), f"{stat}_min": values.min(),
+                        f"{stat}_max": values.max()})
+        row["per_seed_drop_rel"] = _per_seed(group, "drop_rel")
+        row["per_seed_drop_abs"] = _per_seed(group, "drop_abs")
+        row.update({c: _joined(group[c]) for c in PROVENANCE_COLUMNS if c in group.columns})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def ablate_weights(weights, probes_path, feature: str, graphs_dir=None, **options) -> dict:
     """The pipeline's unit of work: ablate `feature` in the model saved at `weights` (a qlf.train
     weights file; missing -> FileNotFoundError) with the probes fitted on it (qlf.probes
-    save_probes file), evaluated on the task's probe-test split. `options` go to ablate_feature;
-    the result also names the model's budget and run."""
+    save_probes file), evaluated on the task's probe-test split, for every k of `top_k`.
+    `options` go to ablate_feature; the result also names the model's budget and run and
+    carries this process's provenance (the caller adds train_seed)."""
     from .compute import RunSpec
     from .probes import load_probes, probe_sets
     from .tasks import get_task

@@ -162,7 +162,7 @@ def build_parser(with_train: bool = False) -> argparse.ArgumentParser:
 
 
 def _missing_training(err: Exception) -> int:
-    print(f"qlf train needs the training extras (torch, lightning): {err}\n"
+    print(f"qlf train needs the training extras (torch, lightning-fabric): {err}\n"
           f"install them with: pip install -e '.[train]' torch==2.13.0", file=sys.stderr)
     return 2
 

@@ -427,9 +427,21 @@ def _seeds_value(value: Any) -> int | list[int]:
     return seeds
 
 
-def config_seeds(cfg: dict) -> list[int]:
-    """The data seeds of a validated config (the first also seeds the graph sample)."""
-    return cfg["seed"] if isinstance(cfg["seed"], list) else [cfg["seed"]]
+def config_seeds(cfg: dict, task: str | None = None) -> list[int]:
+    """The data seeds of a validated config (the first also seeds the graph sample), or of one
+    of its tasks (a task entry's `seed` overrides the config's)."""
+    seed = cfg["seed"] if task is None else _task_seed(cfg, task)
+    return seed if isinstance(seed, list) else [seed]
+
+
+def _task_seed(cfg: dict, task: str) -> int | list[int]:
+    own = cfg["tasks"][task].get("seed")
+    return cfg["seed"] if own is None else own
+
+
+def seed_in_run_id(cfg: dict, task: str) -> bool:
+    """Whether a task's run_ids end in _s{seed}: its seeds are given as a list."""
+    return isinstance(_task_seed(cfg, task), list)
 
 
 def _sweep_value(name: str, value: Any) -> Any:
@@ -567,7 +579,7 @@ def _task_entry(name: str, entry: Any, cfg: dict) -> dict:
     key = f"tasks.{name}"
     if name not in TASKS:
         raise ValueError(f"{key}: unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    entry = _mapping(entry, key, ("size",) + GRID_KEYS + ("ctx",))
+    entry = _mapping(entry, key, ("size",) + GRID_KEYS + ("ctx", "seed"))
     if "size" not in entry:
         raise ValueError(f"{key}.size: missing; every task needs its size "
                          f"(the paper's is {TASKS[name].default_size})")
@@ -585,6 +597,8 @@ def _task_entry(name: str, entry: Any, cfg: dict) -> dict:
     if isinstance(task, GraphTask) and out["size"] not in cfg["graphs"]["keep"]:
         raise ValueError(f"{key}.size: graph tasks on {out['size']} nodes need a keep fraction "
                          f"in graphs.keep (e.g. `{out['size']}: 1.0` for all graphs)")
+    # a task may list its own seeds (e.g. several for a probed task only); None: the config's
+    out["seed"] = _seeds_value(entry["seed"]) if entry.get("seed") is not None else None
     out["ctx"] = None
     if entry.get("ctx") is not None:
         out["ctx"] = _check("ctx", entry["ctx"], f"{key}.ctx")
@@ -627,12 +641,12 @@ def _cells(cfg: dict, tasks: list[str] | None = None) -> Iterator[Cell]:
     training, data = cfg["training"], cfg["data"]
     options = {k: training[k] for k in TRAINING_KEYS if k not in ("min_steps", "max_steps_cap")}
     options.update(data)
-    seeds = config_seeds(cfg)
-    options["name_seed"] = isinstance(cfg["seed"], list)
     held_out = sum(data.values())
     for name, entry in cfg["tasks"].items():
         if tasks is not None and name not in tasks:
             continue
+        seeds = config_seeds(cfg, name)
+        options["name_seed"] = seed_in_run_id(cfg, name)
         size, ctx, space = entry["size"], entry["ctx"], None
         if ctx is None:  # measure; the instance space is at hand then, so check it too
             task = get_task(name, size, graphs_dir=cfg["graphs"]["dir"])

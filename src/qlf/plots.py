@@ -633,78 +633,135 @@ def plot_within_run(within_df: pd.DataFrame, baseline_df: pd.DataFrame,
 
 ABLATION_CONDITIONS = {"baseline": ("no intervention", "0.55"),
                        "ablated": ("feature ablated", "C3"),
-                       "control": ("random control", "C0")}
+                       "control": ("random control, matched shift", "C0"),
+                       "ref_control": ("random control, reference (probe offset kept)", "C2")}
 ABLATION_NEEDS = ["task", "feature"] + [f"{c}_acc{s}" for c in ABLATION_CONDITIONS
                                         for s in ("", "_lo", "_hi")]
+ABLATION_PANEL_H, TOP_K_PANEL_H = 3.4, 2.4  # inches per row of bar / top-k panels
 
 
-def ablations_figure(summary_df: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]:
-    """One panel per task (the paper's order): per feature, bars of greedy exact-match accuracy
-    under no intervention, the feature ablation and the random control (mean over trials), with
-    their bootstrap 95% CIs as whiskers. With a `seed` column holding several seeds (one row per
-    task, feature and seed) a bar is the mean over seeds and each seed is a dot inside it with
-    its own CI. Returns the figure and task -> axes."""
+def _ablation_seeds(summary_df: pd.DataFrame) -> list:
+    return sorted(summary_df.train_seed.unique()) if "train_seed" in summary_df.columns else [None]
+
+
+def _ablation_bars(ax: Axes, rows: pd.DataFrame, seed_key: list[str]) -> None:
+    """Per feature, a bar per condition (mean over training seeds); one seed: its CI whisker,
+    several: each seed a dot with its CI."""
+    features = list(dict.fromkeys(rows.feature))
+    x = np.arange(len(features))
+    bar = 0.8 / len(ABLATION_CONDITIONS)
+    for j, (cond, (label, color)) in enumerate(ABLATION_CONDITIONS.items()):
+        # (feature, seed) tables of the accuracy and its CI ends
+        table = {s: rows.pivot_table(index="feature", columns=seed_key or None,
+                                     values=f"{cond}_acc{s}", aggfunc="first", dropna=False)
+                 .reindex(features) for s in ("", "_lo", "_hi")}
+        acc, lo, hi = (np.atleast_2d(table[s].to_numpy(float).T).T for s in ("", "_lo", "_hi"))
+        centre = x + (j - (len(ABLATION_CONDITIONS) - 1) / 2) * bar
+        one = acc.shape[1] == 1
+        err = np.nan_to_num(np.stack([acc - lo, hi - acc]).clip(min=0))  # no CI: no whisker
+        ax.bar(centre, acc.mean(axis=1), bar, color=color, label=label,
+               alpha=1.0 if one else 0.45,
+               **(dict(yerr=err[:, :, 0], error_kw=dict(lw=0.8, capsize=2)) if one else {}))
+        if not one:  # each seed a dot with its CI, spread across the bar
+            offsets = np.linspace(-0.3, 0.3, acc.shape[1]) * bar
+            for k, off in enumerate(offsets):
+                ax.errorbar(centre + off, acc[:, k], yerr=err[:, :, k], fmt="o", ms=2.5,
+                            color=color, ecolor="black", elinewidth=0.6, capsize=1)
+    ax.set_xticks(x, features, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.tick_params(axis="y", labelsize=8)
+
+
+def _ablation_top_k(ax: Axes, rows: pd.DataFrame, n_seeds: int) -> None:
+    """Per feature, ablated accuracy against k (mean over training seeds; band: the CI with one
+    seed, the seeds' range with several) and its no-intervention level (dotted)."""
+    features = list(dict.fromkeys(rows.feature))
+    palette = dict(zip(features, sns.color_palette("colorblind", len(features))))
+    for feature in features:
+        one = rows[rows.feature == feature]
+        by_k = one.groupby("k")
+        k = np.array(sorted(one.k.unique()), dtype=float)
+        mean = by_k.ablated_acc.mean().reindex(k).to_numpy(float)
+        if n_seeds == 1:
+            lo = by_k.ablated_acc_lo.first().reindex(k).to_numpy(float)
+            hi = by_k.ablated_acc_hi.first().reindex(k).to_numpy(float)
+        else:
+            lo = by_k.ablated_acc.min().reindex(k).to_numpy(float)
+            hi = by_k.ablated_acc.max().reindex(k).to_numpy(float)
+        color = palette[feature]
+        ax.plot(k, mean, "o-", color=color, ms=3, lw=1.2, label=feature)
+        ax.fill_between(k, lo, hi, color=color, alpha=0.2, lw=0)
+        ax.axhline(one.baseline_acc.mean(), color=color, ls=":", lw=1)
+    ax.set_xticks(sorted(rows.k.unique()))
+    ax.set_ylim(0, 1.05)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("k: best layers ablated per probe row", fontsize=7)
+    handles = ax.get_legend_handles_labels()[0]
+    handles.append(Line2D([], [], color="0.3", ls=":", lw=1, label="no intervention"))
+    ax.legend(handles=handles, fontsize=6, loc="best", frameon=False)
+
+
+def ablations_figure(summary_df: pd.DataFrame):
+    """Per task (the paper's order): a bar panel of greedy exact-match accuracy per feature at
+    the smallest k of the table (k = 1: the best layer per probe row) under no intervention, the
+    feature ablation, the matched random control and the reference's random control (means over
+    trials), with bootstrap 95% CIs as whiskers; with a `train_seed` column holding several seeds
+    (one row per task, feature, k and seed) a bar is the mean over seeds and each seed is a dot
+    inside it with its own CI. When the table holds several k, a panel below each shows the
+    ablated accuracy against k. Returns the figure, task -> bar axes and task -> top-k axes
+    (empty with one k)."""
     _check_columns(summary_df, ABLATION_NEEDS, "plot_ablations: summary")
     if summary_df.empty:
         raise ValueError("plot_ablations: the summary is empty")
-    key = ["task", "feature"] + (["seed"] if "seed" in summary_df.columns else [])
+    seed_key = ["train_seed"] if "train_seed" in summary_df.columns else []
+    key = ["task", "feature"] + (["k"] if "k" in summary_df.columns else []) + seed_key
     repeated = summary_df.duplicated(key)
     if repeated.any():
         raise ValueError(f"plot_ablations: ({', '.join(key)}) repeats: "
                          f"{summary_df.loc[repeated, key].values.tolist()}; "
                          "give one row each (filter the budget or size first)")
-    seeds = sorted(summary_df.seed.unique()) if "seed" in summary_df.columns else [None]
+    ks = sorted(summary_df.k.unique()) if "k" in summary_df.columns else [None]
+    headline = summary_df if ks[0] is None else summary_df[summary_df.k == ks[0]]
+    curves = len(ks) > 1
+    seeds = _ablation_seeds(summary_df)
     order = _task_order(summary_df, None)
     ncols = min(MAX_COLUMNS, len(order))
     nrows = math.ceil(len(order) / ncols)
-    # at least 6 inches wide: the title and the legend do not fit one 3.4-inch panel
-    fig = Figure(figsize=(max(3.4 * ncols, 6.0), 3.4 * nrows))
-    fig.suptitle("Feature ablations: accuracy (95% bootstrap CI)" if len(seeds) == 1 else
-                 f"Feature ablations: mean accuracy of {len(seeds)} seeds (dots: seeds, 95% CI)",
-                 fontsize=12 if len(seeds) == 1 else 10)
+    heights = [ABLATION_PANEL_H] + ([TOP_K_PANEL_H] if curves else [])
+    # at least 6.4 inches wide: the title and the legend do not fit one 3.4-inch panel
+    fig = Figure(figsize=(max(3.4 * ncols, 6.4), 0.7 + nrows * sum(heights)))
     width, height = fig.get_size_inches()
-    fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=1.3 / height,
-                        top=1 - 0.6 / height, hspace=0.9, wspace=0.3)
-    bar = 0.8 / len(ABLATION_CONDITIONS)
-    panels = {}
+    at_k = "" if ks[0] is None else f" at k = {ks[0]}"
+    fig.suptitle(f"Feature ablations{at_k}: accuracy (95% bootstrap CI)" if len(seeds) == 1 else
+                 f"Feature ablations{at_k}: mean accuracy of {len(seeds)} training seeds "
+                 "(dots: seeds, 95% CI)", fontsize=10, y=1 - 0.12 / height, va="top")
+    grid = fig.add_gridspec(nrows * len(heights), ncols, height_ratios=heights * nrows,
+                            left=0.8 / width, right=1 - 0.15 / width, bottom=1.0 / height,
+                            top=1 - 0.7 / height, hspace=0.6, wspace=0.3)
+    bars, tops = {}, {}
     for i, task in enumerate(order):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        rows = summary_df[summary_df.task == task]
-        features = list(dict.fromkeys(rows.feature))
-        x = np.arange(len(features))
-        for j, (cond, (label, color)) in enumerate(ABLATION_CONDITIONS.items()):
-            # (feature, seed) tables of the accuracy and its CI ends
-            table = {s: rows.pivot_table(index="feature", columns=key[2:] or None,
-                                         values=f"{cond}_acc{s}", aggfunc="first", dropna=False)
-                     .reindex(features) for s in ("", "_lo", "_hi")}
-            acc, lo, hi = (np.atleast_2d(table[s].to_numpy(float).T).T for s in ("", "_lo", "_hi"))
-            centre = x + (j - 1) * bar
-            one = acc.shape[1] == 1
-            err = np.nan_to_num(np.stack([acc - lo, hi - acc]).clip(min=0))  # no CI: no whisker
-            ax.bar(centre, acc.mean(axis=1), bar, color=color, label=label,
-                   alpha=1.0 if one else 0.45,
-                   **(dict(yerr=err[:, :, 0], error_kw=dict(lw=0.8, capsize=2)) if one else {}))
-            if not one:  # each seed a dot with its CI, spread across the bar
-                offsets = np.linspace(-0.3, 0.3, acc.shape[1]) * bar
-                for k, off in enumerate(offsets):
-                    ax.errorbar(centre + off, acc[:, k], yerr=err[:, :, k], fmt="o", ms=2.5,
-                                color=color, ecolor="black", elinewidth=0.6, capsize=1)
-        ax.set_xticks(x, features, rotation=30, ha="right", fontsize=7)
-        ax.set_ylim(0, 1.05)
-        ax.tick_params(axis="y", labelsize=8)
+        r, c = divmod(i, ncols)
+        ax = fig.add_subplot(grid[r * len(heights), c])
+        _ablation_bars(ax, headline[headline.task == task], seed_key)
         ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
-        if i % ncols == 0:
-            ax.set_ylabel("exact-match accuracy")
-        panels[task] = ax
-    fig.legend(*panels[order[0]].get_legend_handles_labels(), loc="lower center", ncol=3,
-               fontsize=7, frameon=False)
-    return fig, panels
+        if c == 0:
+            ax.set_ylabel("exact-match accuracy", fontsize=8)
+        bars[task] = ax
+        if curves:
+            top = fig.add_subplot(grid[r * len(heights) + 1, c])
+            _ablation_top_k(top, summary_df[summary_df.task == task], len(seeds))
+            if c == 0:
+                top.set_ylabel("accuracy, ablated", fontsize=8)
+            tops[task] = top
+    fig.legend(*bars[order[0]].get_legend_handles_labels(), loc="lower center",
+               ncol=4 if width >= 10 else 2, fontsize=7, frameon=False)
+    return fig, bars, tops
 
 
 def plot_ablations(summary_df: pd.DataFrame, pdf_path: str | Path) -> Path:
     """Write ablations_figure (one page) to `pdf_path`; its Subject metadata lists the panels as
     'task:feature,feature; ...'."""
-    fig, panels = ablations_figure(summary_df)
+    fig, panels, _ = ablations_figure(summary_df)
     subject = "; ".join(f"{task}:" + ",".join(dict.fromkeys(summary_df[summary_df.task == task]
                                                            .feature)) for task in panels)
     pdf_path = Path(pdf_path)
@@ -783,5 +840,143 @@ def plot_early_warning(warnings_df: pd.DataFrame, pdf_path: str | Path) -> Path:
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     with PdfPages(pdf_path, metadata={"Title": "Early warning",
                                       "Subject": "; ".join(panels)}) as pdf:
+        pdf.savefig(fig)
+    return pdf_path
+
+
+# -- paper comparison figure (qlf.comparison.paper_comparison table) -------------------------------
+
+COMPARISON_NEEDS = ["kind", "task", "item", "paper", "ours", "ours_low", "ours_high", "agree",
+                    "paper_size", "our_size"]
+AGREE_COLORS = {"yes": "#1b9e77", "no": "#d95f02", "not reached by this config": "0.55",
+                "not measured": "0.75"}
+VERDICT_COLORS = {"quiet": "#7570b3", "loud": "#e7298a", "mixed": "0.65", "neither": "0.8",
+                  "no transition": "0.9"}
+_COMPARISON_PANELS = {"transition": "Transition budget (FLOPs; band: paper ±1 decade)",
+                      "verdict": "Quiet / loud verdict",
+                      "ablation_drop": "Accuracy drop when the feature is ablated (relative)"}
+
+
+def _comparison_label(row) -> str:
+    label = TASK_TITLES.get(row.task, row.task)
+    if row.kind != "transition":
+        label += f": {row.item}"
+    ours, paper = row.our_size, row.paper_size
+    if pd.notna(ours) and pd.notna(paper) and int(ours) != int(paper):
+        label += f" (size {int(ours)}; paper {int(paper)})"
+    return label
+
+
+def _agree_column(ax: Axes, rows: pd.DataFrame) -> None:
+    """The agreement of each row as coloured text right of the panel."""
+    for y, agree in enumerate(rows.agree):
+        ax.text(1.02, y, agree, transform=ax.get_yaxis_transform(), va="center", fontsize=7,
+                color=AGREE_COLORS.get(agree, "black"), clip_on=False)
+
+
+def _numeric(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(float)
+
+
+def _draw_transitions(ax: Axes, rows: pd.DataFrame) -> None:
+    y = np.arange(len(rows))
+    paper, ours = _numeric(rows.paper), _numeric(rows.ours)
+    low, high = _numeric(rows.ours_low), _numeric(rows.ours_high)
+    ax.barh(y, paper * 10 - paper / 10, left=paper / 10, height=0.5, color="0.9", zorder=0)
+    ax.scatter(paper, y, marker="D", color="black", s=22, zorder=3, label="paper")
+    colors = [AGREE_COLORS.get(a, "black") for a in rows.agree]
+    ax.hlines(y, low, high, colors=colors, lw=1.5, zorder=2)
+    ax.scatter(ours, y, marker="o", color=colors, s=30, zorder=4, label="ours")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=20))
+    ax.xaxis.set_minor_locator(NullLocator())
+    finite = np.concatenate([paper / 10, paper * 10, ours[np.isfinite(ours)],
+                             low[np.isfinite(low)], high[np.isfinite(high)]])
+    ax.set_xlim(finite.min() / 3, finite.max() * 3)
+
+
+def _draw_verdicts(ax: Axes, rows: pd.DataFrame) -> None:
+    for y, row in enumerate(rows.itertuples(index=False)):
+        for x, value in ((0, row.paper), (1, row.ours)):
+            text = value if isinstance(value, str) and value else "–"
+            ax.add_patch(Rectangle((x - 0.45, y - 0.38), 0.9, 0.76,
+                                   color=VERDICT_COLORS.get(text, "white"), lw=0))
+            ax.text(x, y, text, ha="center", va="center", fontsize=7,
+                    color="white" if text in ("quiet", "loud") else "black")
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_xticks([0, 1], ["paper", "ours"], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.grid(False)
+
+
+def _draw_drops(ax: Axes, rows: pd.DataFrame) -> None:
+    y = np.arange(len(rows))
+    paper, ours = _numeric(rows.paper), _numeric(rows.ours)
+    low, high = _numeric(rows.ours_low), _numeric(rows.ours_high)
+    colors = [AGREE_COLORS.get(a, "black") for a in rows.agree]
+    ax.hlines(y, low, high, colors=colors, lw=1.5, zorder=2)
+    for end in (low, high):
+        ax.scatter(end, y, marker="|", color=colors, s=40, zorder=2)
+    ax.scatter(paper, y, marker="D", color="black", s=22, zorder=3)
+    ax.scatter(ours, y, marker="o", color=colors, s=30, zorder=4)
+    values = np.concatenate([paper, ours, low, high])
+    values = values[np.isfinite(values)]
+    ax.set_xlim(min(0.0, values.min()) - 0.05, max(1.0, values.max()) + 0.05)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+
+
+def paper_comparison_figure(table: pd.DataFrame) -> tuple[Figure, dict[str, Axes]]:
+    """One panel per kind of number in `table` (results/paper_comparison.csv), a row per number:
+    transition budgets on a log axis (the paper's as a black diamond in a ±1 decade band, ours as
+    a dot with the seeds' range), the quiet/loud verdicts as paper/ours cells, and ablation drops
+    (paper diamond; ours dot with the seeds' range or one seed's CI). Each row's agreement is
+    written at its right, coloured as its dot. Returns the figure and kind -> axes."""
+    _check_columns(table, COMPARISON_NEEDS, "plot_paper_comparison")
+    if table.empty:
+        raise ValueError("plot_paper_comparison: the table has no rows")
+    kinds = [k for k in _COMPARISON_PANELS if (table.kind == k).any()]
+    unknown = sorted(set(table.kind) - set(_COMPARISON_PANELS))
+    if unknown:
+        raise ValueError(f"plot_paper_comparison: unknown kind {unknown}")
+    counts = [int((table.kind == k).sum()) for k in kinds]
+    heights = [0.35 + 0.24 * n for n in counts]
+    top, bottom, gap = 0.75, 0.55, 0.95  # gap: tick labels, then the next panel's title
+    fig = Figure(figsize=(7.5, top + bottom + sum(heights) + gap * (len(kinds) - 1)))
+    fig.suptitle("Our numbers vs the paper's (arXiv 2505.03997)", fontsize=11)
+    width, height = fig.get_size_inches()
+    grid = fig.add_gridspec(len(kinds), 1, height_ratios=heights, left=3.0 / width,
+                            right=1 - 1.8 / width, top=1 - top / height, bottom=bottom / height,
+                            hspace=gap / (sum(heights) / len(kinds)))
+    draw = {"transition": _draw_transitions, "verdict": _draw_verdicts,
+            "ablation_drop": _draw_drops}
+    panels = {}
+    for i, kind in enumerate(kinds):
+        ax = fig.add_subplot(grid[i])
+        rows = table[table.kind == kind].reset_index(drop=True)
+        draw[kind](ax, rows)
+        ax.set_yticks(range(len(rows)), [_comparison_label(r) for r in rows.itertuples()],
+                      fontsize=7)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(_COMPARISON_PANELS[kind], fontsize=9, loc="left",
+                     pad=14 if kind == "verdict" else 4)
+        _agree_column(ax, rows)
+        panels[kind] = ax
+    handles = [Line2D([], [], ls="", marker="D", color="black", label="paper")]
+    handles += [Line2D([], [], ls="", marker="o", color=c, label=f"ours: {a}")
+                for a, c in AGREE_COLORS.items() if a in ("yes", "no")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7,
+               frameon=False)
+    return fig, panels
+
+
+def plot_paper_comparison(table: pd.DataFrame, pdf_path: str | Path) -> Path:
+    """paper_comparison_figure to a PDF (Subject metadata: 'kind:agree,agree,...; ...')."""
+    fig, panels = paper_comparison_figure(table)
+    subject = "; ".join(f"{kind}:" + ",".join(table[table.kind == kind].agree)
+                        for kind in panels)
+    pdf_path = Path(pdf_path)
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    with PdfPages(pdf_path, metadata={"Title": "Paper comparison", "Subject": subject}) as pdf:
         pdf.savefig(fig)
     return pdf_path

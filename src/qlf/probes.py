@@ -51,6 +51,7 @@ from . import probe_solver as ps
 from .compute import RunSpec
 from .data import Layout, Stream
 from .model import ModelConfig, Transformer, masked_loss_per_example
+from .provenance import with_provenance
 from .tasks import Examples, Task, get_task
 from .train import load_weights
 
@@ -797,7 +798,9 @@ def save_result(result: ProbeResult, directory) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {name: directory / name for name in
              ("metrics.csv", "probes.npz", "per_example.csv", "model_loss.csv")}
-    result.metrics.to_csv(paths["metrics.csv"], index=False)
+    # the provenance of the process that fitted these probes (per_example.csv, the big table,
+    # goes without: its rows belong to the metrics rows of the same folder)
+    with_provenance(result.metrics).to_csv(paths["metrics.csv"], index=False)
     save_probes(paths["probes.npz"], result.probes)
     per_example_losses(result).to_csv(paths["per_example.csv"], index=False)
     model_losses(result).to_csv(paths["model_loss.csv"], index=False)
@@ -982,6 +985,53 @@ def classify_features(across_compute_df: pd.DataFrame, per_example: pd.DataFrame
     return pd.DataFrame(rows)
 
 
+SEED_VERDICT_RULE = ("quiet iff quiet in every training seed (each seed's probe advantage over "
+                     "its random inits significant at a budget below the transition); loud iff "
+                     "loud in every seed; neither iff neither in every seed; otherwise mixed")
+
+
+def verdicts_across_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per (task, feature, group) from classify_features' tables of several training
+    seeds (stacked, with a `train_seed` column): SEED_VERDICT_RULE. A seed's quiet verdict already
+    means its advantage held before the transition; the combined verdict asks that of every seed,
+    so one lucky seed cannot make a feature quiet. One seed gives that seed's verdict.
+
+    Columns: task, feature, group, verdict, n_seeds, n_quiet, seed_verdicts ("s0:quiet s1:loud"),
+    onset_budget (the latest seed's onset: by then every seed showed the feature; NaN if a seed
+    never did), onset_budget_min, seed_onsets ("s0:1e+10 s1:-"), transition_budget, pre_budget,
+    effect_pre_transition (mean over seeds) with _min and _max, init_spread (largest over seeds),
+    rule.
+    """
+    _require(per_seed, ["task", "feature", "group", "verdict", "onset_budget",
+                        "transition_budget", "pre_budget", "effect_pre_transition",
+                        "init_spread", "train_seed"], "per-seed verdicts")
+    if per_seed.empty:
+        raise ValueError("verdicts_across_seeds: no per-seed verdicts")
+    rows = []
+    for (task, feature, group), g in per_seed.groupby(["task", "feature", "group"], sort=False):
+        g = g.sort_values("train_seed")
+        if g.train_seed.duplicated().any():
+            raise ValueError(f"{task} {feature} {group}: a training seed appears twice")
+        kinds = set(g.verdict)
+        verdict = kinds.pop() if len(kinds) == 1 else "mixed"
+        onsets = g.onset_budget.to_numpy(dtype=float)
+        effects = g.effect_pre_transition.to_numpy(dtype=float)
+        rows.append(dict(
+            task=task, feature=feature, group=group, verdict=verdict, n_seeds=len(g),
+            n_quiet=int((g.verdict == "quiet").sum()),
+            seed_verdicts=" ".join(f"s{s}:{v}" for s, v in zip(g.train_seed, g.verdict)),
+            onset_budget=float(onsets.max()) if np.isfinite(onsets).all() else np.nan,
+            onset_budget_min=float(np.nanmin(onsets)) if np.isfinite(onsets).any() else np.nan,
+            seed_onsets=" ".join(f"s{s}:{o:.0e}" if np.isfinite(o) else f"s{s}:-"
+                                 for s, o in zip(g.train_seed, onsets)),
+            transition_budget=g.transition_budget.iloc[0], pre_budget=g.pre_budget.iloc[0],
+            effect_pre_transition=float(np.mean(effects)) if len(effects) else np.nan,
+            effect_pre_transition_min=float(np.min(effects)),
+            effect_pre_transition_max=float(np.max(effects)),
+            init_spread=float(g.init_spread.max()), rule=SEED_VERDICT_RULE))
+    return pd.DataFrame(rows)
+
+
 # -- the pipeline's units of work: probe one weights file, or seeded random inits ----------------
 
 def probe_sets(spec: RunSpec, task: Task) -> tuple[Examples, Examples]:
@@ -1041,4 +1091,7 @@ def load_probe_dirs(dirs, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         per_example.append(pd.read_csv(d / "per_example.csv").assign(**tags))
     if not metrics:
         raise ValueError("no probe results to collect")
-    return pd.concat(metrics, ignore_index=True), pd.concat(per_example, ignore_index=True)
+    # folders written before metrics.csv carried provenance: its columns empty (unknown), never
+    # the collecting process's
+    return (with_provenance(pd.concat(metrics, ignore_index=True), made={}),
+            pd.concat(per_example, ignore_index=True))

@@ -33,12 +33,14 @@ import numpy as np
 import pandas as pd
 
 from .compute import RunSpec
+from .provenance import COLUMNS as PROVENANCE_COLUMNS
+from .provenance import table_columns
 from .tasks import get_task
 
 CELL = ["task", "size", "budget"]  # one compute-optimal point per cell
 RUN_COLUMNS = ["task", "size", "budget", "budget_exp", "d_model", "n_layers", "n_heads", "lr",
-               "batch_size", "steps", "run_id", "val_loss", "test_acc", "train_loss",
-               "flops_nominal", "flops_actual", "wall_s", "path"]
+               "batch_size", "seed", "steps", "run_id", "val_loss", "test_acc", "train_loss",
+               "flops_nominal", "flops_actual", "wall_s", "path", *PROVENANCE_COLUMNS]
 SUMMARY_METRICS = ["val_loss", "test_acc", "train_loss", "flops_nominal", "flops_actual",
                    "wall_s"]
 TRANSITION_COLUMNS = ["task", "size", "n_points", "fit_a", "fit_b", "fit_from", "fit_to",
@@ -87,12 +89,20 @@ def _record_row(path: Path, record: dict) -> dict:
     row.update(task=spec.task, size=spec.size, budget=spec.budget,
                budget_exp=int(round(math.log10(spec.budget))), d_model=spec.d_model,
                n_layers=spec.n_layers, n_heads=spec.n_heads, lr=spec.lr,
-               batch_size=spec.batch_size, steps=steps, run_id=spec.run_id, path=str(path))
+               batch_size=spec.batch_size, seed=spec.seed, steps=steps, run_id=spec.run_id, path=str(path))
+    # the record's own provenance (None where a record predates it), never this process's
+    made = summary.get("provenance")
+    if made is not None and not isinstance(made, dict):
+        raise ValueError(f"{path}: summary.provenance must be an object, got {made!r}")
+    # NaN, not None, for what is unknown: the table then reads back the same from its CSV
+    row.update({k: math.nan if v is None else v for k, v in table_columns(made or {}).items()})
     return row
 
 
 def load_records(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
-    """One row per run record (RUN_COLUMNS), sorted by task, size, budget, shape, lr, batch.
+    """One row per run record (RUN_COLUMNS), sorted by task, size, budget, shape, lr, batch;
+    the last columns are the record's own summary.provenance (qlf.provenance.COLUMNS), which the
+    frontier and every other table of records carries along.
 
     Raises ValueError naming the file for invalid JSON, a bad spec or a summary without
     val_loss, and naming both files when two records are the same run of the same cell.
@@ -143,14 +153,38 @@ def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ValueError(f"{what}: the table is empty")
 
 
+CONFIG_KEYS = ["d_model", "n_layers", "n_heads", "lr", "batch_size"]  # a run minus its seed
+SEED_MEANS = ["val_loss", "test_acc", "train_loss"]  # averaged over a configuration's seeds
+
+
 def frontier(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, size, budget) the run with the lowest final val_loss (ties: smallest run_id),
-    all its columns plus n_runs (runs that competed). Non-finite val_loss never wins; a cell
-    where no run has a finite val_loss is an error."""
+    """Per (task, size, budget) the configuration (shape, lr, batch) with the lowest final
+    val_loss, all its columns plus n_runs (runs that competed).
+
+    With several data seeds (a `seed` column holding more than one value in a cell) a
+    configuration's val_loss, test_acc and train_loss are its **means over its seeds**, so the
+    frontier is not the luckiest seed; the row names the configuration's run of its smallest seed
+    (run_id, path, seed) and adds n_seeds, val_loss_min and val_loss_max over the seeds. A
+    configuration with a non-finite val_loss in any seed never wins (nor does any NaN run without
+    seeds); ties: smallest run_id. A cell where no configuration qualifies is an error."""
     _require(runs, CELL + ["val_loss", "run_id"], "frontier")
-    finite = np.isfinite(runs.val_loss.to_numpy(dtype=float))
+    runs = runs.copy()
+    if "seed" not in runs.columns:  # tables written before seeds were a column
+        runs["seed"] = 0
+    keys = CELL + [k for k in CONFIG_KEYS if k in runs.columns]
+    runs = runs.sort_values(keys + ["seed", "run_id"], kind="mergesort")
+    grouped = runs.groupby(keys, sort=False, dropna=False)
+    configs = grouped.head(1).set_index(keys)  # the smallest seed's run names the configuration
+    for column in SEED_MEANS:
+        if column in runs.columns:
+            configs[column] = grouped[column].mean()
+    values = grouped.val_loss
+    configs["n_seeds"] = grouped.size()
+    configs["val_loss_min"], configs["val_loss_max"] = values.min(), values.max()
+    finite_all = grouped.val_loss.apply(lambda v: bool(np.isfinite(v.to_numpy(float)).all()))
+    configs = configs[finite_all].reset_index()
     n_runs = runs.groupby(CELL).size().rename("n_runs").reset_index()
-    ranked = runs[finite].sort_values(CELL + ["val_loss", "run_id"], kind="mergesort")
+    ranked = configs.sort_values(CELL + ["val_loss", "run_id"], kind="mergesort")
     best = ranked.groupby(CELL, sort=True).head(1)
     lost = n_runs.merge(best[CELL], how="left", on=CELL, indicator=True)
     lost = lost[lost._merge == "left_only"]
@@ -158,7 +192,9 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
         cells = [f"{r.task} size {r.size} budget {r.budget:.3g}" for r in lost.itertuples()]
         raise ValueError(f"frontier: no run with a finite val_loss at {cells}; every run there "
                          f"diverged, so the cell has no compute-optimal point")
-    return best.merge(n_runs, on=CELL).reset_index(drop=True)
+    columns = [c for c in runs.columns if c in best.columns] + [
+        "n_seeds", "val_loss_min", "val_loss_max"]
+    return best[columns].merge(n_runs, on=CELL).reset_index(drop=True)
 
 
 # -- random-guess baselines --------------------------------------------------------------------
@@ -299,9 +335,11 @@ def fixed_shape_series(runs: pd.DataFrame, frontier_df: pd.DataFrame, target_bud
     """The probes' "fixed model size, varying compute" series (probes.md §9.1, pipeline.md §9.5).
 
     The compute-optimal run at `target_budget` fixes the shape (d_model, n_layers); at every
-    budget <= max_budget the run of that shape with the lowest final val_loss (over lr and batch)
-    is taken. Budgets where the shape was pruned from the grid are simply absent. Raises when the
-    frontier has no run at the target budget.
+    budget <= max_budget the configuration of that shape with the lowest final val_loss (over lr
+    and batch; with several seeds the lowest mean over them, as in frontier) is taken, and the
+    series holds that configuration's run of **every seed**: one row per (budget, seed), the runs'
+    own columns (run_id, path, val_loss of that seed). Budgets where the shape was pruned from the
+    grid are simply absent. Raises when the frontier has no run at the target budget.
     """
     _require(runs, CELL + ["d_model", "n_layers", "val_loss", "run_id"], "runs")
     at_target = frontier_df[np.isclose(frontier_df.budget, target_budget)]
@@ -310,5 +348,10 @@ def fixed_shape_series(runs: pd.DataFrame, frontier_df: pd.DataFrame, target_bud
                          f"frontier has {sorted(frontier_df.budget.map(format_budget).unique())}")
     best = at_target.iloc[0]
     shape = runs[(runs.d_model == best.d_model) & (runs.n_layers == best.n_layers)
-                 & (runs.budget <= max_budget * (1 + 1e-9))]
-    return frontier(shape).reset_index(drop=True)
+                 & (runs.budget <= max_budget * (1 + 1e-9))].copy()
+    if "seed" not in shape.columns:
+        shape["seed"] = 0
+    keys = CELL + [k for k in CONFIG_KEYS if k in shape.columns]
+    chosen = frontier(shape)[keys]
+    series = shape.merge(chosen, on=keys).sort_values(["budget", "seed"], kind="mergesort")
+    return series.reset_index(drop=True)

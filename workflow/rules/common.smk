@@ -35,8 +35,7 @@ RUN_CHECKPOINTS = "results/checkpoints/{task}/n{size}/C{exp}/{run_id}"
 SWEEP_CHECKPOINTS = "results/checkpoints/{task}/n{size}/C{exp}/{sweep_id}"
 KEPT_RECORDS = "results/checkpoints/{task}/n{size}/C{exp}/kept"
 FUSE = CONFIG["training"]["fuse"]
-SEEDS = qlf.compute.config_seeds(CONFIG)
-SEED_IN_RUN_ID = isinstance(CONFIG["seed"], list)
+SEEDS = qlf.compute.config_seeds(CONFIG)  # the first seeds graph samples and bootstraps
 MODEL_FINAL = "results/models/{task}/n{size}/C{exp}/{run_id}/weights_final.pt"
 MODEL_STEPS = "results/models/{task}/n{size}/C{exp}/{run_id}/steps"
 
@@ -109,10 +108,16 @@ def run_spec(wildcards):
                         f"(see `qlf plan`)")
 
 
-def sweep_id_pattern():
+def task_seeds(task):
+    """A task's data seeds (its entry's `seed`, else the config's)."""
+    return qlf.compute.config_seeds(CONFIG, task)
+
+
+def sweep_id_pattern(task):
     """A sweep's name as a wildcard pattern: the run_id without its fused parts."""
+    named = qlf.compute.seed_in_run_id(CONFIG, task)
     return ("d{d_model}_L{n_layers}_H{n_heads}" + ("" if "lr" in FUSE else "_lr{lr}")
-            + "_B{batch_size}" + ("" if "seed" in FUSE or not SEED_IN_RUN_ID else "_s{seed}"))
+            + "_B{batch_size}" + ("" if "seed" in FUSE or not named else "_s{seed}"))
 
 
 def sweep_outputs(task):
@@ -120,8 +125,8 @@ def sweep_outputs(task):
     learning rates, its seeds) written out, everything else a wildcard."""
     lrs = [repr(lr) for lr in CONFIG["tasks"][task]["lr"]] if "lr" in FUSE else ["{lr}"]
     seeds = [""]
-    if SEED_IN_RUN_ID:
-        seeds = [f"_s{seed}" for seed in SEEDS] if "seed" in FUSE else ["_s{seed}"]
+    if qlf.compute.seed_in_run_id(CONFIG, task):
+        seeds = [f"_s{seed}" for seed in task_seeds(task)] if "seed" in FUSE else ["_s{seed}"]
     return [f"results/runs/{{task}}/n{{size}}/C{{exp}}/d{{d_model}}_L{{n_layers}}_H{{n_heads}}"
             f"_lr{lr}_B{{batch_size}}{seed}.json" for lr in lrs for seed in seeds]
 
@@ -188,8 +193,9 @@ def probe_target(task):
 
 
 def probe_series(task):
-    """The probed models of a task: the compute-optimal shape at the target budget, best lr and
-    batch at every budget up to the maximum (read from the frontier checkpoint)."""
+    """The probed models of a task: the compute-optimal shape at the target budget and, at every
+    budget up to the maximum, its best lr and batch (by the mean val_loss over seeds), one row per
+    (budget, seed) (read from the frontier checkpoint; qlf.scaling.fixed_shape_series)."""
     entry = PROBES["tasks"][task]
     frontier = checkpoints.frontier.get(task=task).output[0]
     return qlf.scaling.fixed_shape_series(
@@ -197,40 +203,60 @@ def probe_series(task):
         10.0 ** entry["target_budget"], 10.0 ** entry.get("max_budget", entry["target_budget"]))
 
 
-def probe_budgets(task):
-    return [int(exp) for exp in probe_series(task).budget_exp]
-
-
-def probe_model(task, exp, pattern=MODEL_FINAL):
-    """A probed model's weights (MODEL_FINAL) or step weights (MODEL_STEPS) at budget 1e{exp}."""
+def probe_budgets(task, seed):
     series = probe_series(task)
-    row = series[series.budget_exp == exp]
+    return [int(exp) for exp in series[series.seed == int(seed)].budget_exp]
+
+
+def probe_model(task, exp, seed, pattern=MODEL_FINAL):
+    """The weights (MODEL_FINAL), step weights (MODEL_STEPS) or record (RUN_RECORD) of training
+    seed `seed`'s probed model at budget 1e{exp}."""
+    series = probe_series(task)
+    row = series[(series.budget_exp == int(exp)) & (series.seed == int(seed))]
     if row.empty:
-        raise WorkflowError(f"probes: {task} has no run of the target shape at budget 1e{exp}")
+        raise WorkflowError(f"probes: {task} has no run of the target shape at budget 1e{exp} "
+                            f"with seed {seed}")
     row = row.iloc[0]
     return pattern.format(task=task, size=row["size"], exp=exp, run_id=row.run_id)
 
 
-def target_weights(task):
+def target_weights(task, seed):
     """The target budget's model: the within-run retraining's step folder, whose last step is
     that run's final model (qlf.train.resolve_weights), so the run is trained once."""
-    return probe_model(task, probe_target(task), MODEL_STEPS)
+    return probe_model(task, probe_target(task), seed, MODEL_STEPS)
 
 
-def probe_dir(task, exp):
+def probe_root(task, seed):
+    """Every probe result of one training seed's models of a task."""
+    return f"results/probes/{task}/seed{seed}"
+
+
+def probe_dir(task, exp, seed):
     """The probe results of the model at budget 1e{exp}; at the target budget those of the
     within-run retraining's last step (the same model, probed once)."""
-    if exp == probe_target(task):
-        return f"results/probes/{task}/within/step{within_steps(task)[-1]}"
-    return f"results/probes/{task}/budgets/C{exp}"
+    if int(exp) == probe_target(task):
+        return f"{probe_root(task, seed)}/within/step{within_steps(task, seed)[-1]}"
+    return f"{probe_root(task, seed)}/budgets/C{exp}"
 
 
-def within_steps(task):
+def within_steps(task, seed):
     """The steps of the target budget's run whose weights are kept and probed (0, 1, 2, 4, ...,
     final: qlf.compute.within_run_steps)."""
-    record = probe_model(task, probe_target(task), RUN_RECORD)
+    record = probe_model(task, probe_target(task), seed, RUN_RECORD)
     spec = qlf.compute.RunSpec.from_dict(json.loads(Path(record).read_text())["spec"])
     return qlf.compute.within_run_steps(spec.steps)
+
+
+def probe_outputs(pattern):
+    """`pattern` ({task}, {seed}) for every probed task and training seed."""
+    return [pattern.format(task=task, seed=seed) for task in PROBE_TASKS
+            for seed in task_seeds(task)]
+
+
+def figure_outputs(pattern):
+    """`pattern` for every probed task and the first training seed: the probe figures show one
+    seed's curves (the verdicts they mark are across seeds)."""
+    return [pattern.format(task=task, seed=task_seeds(task)[0]) for task in PROBE_TASKS]
 
 
 def ablation_features(task):
@@ -254,6 +280,7 @@ def all_targets():
         targets += ["results/probes/quiet_loud.csv", "results/plots/quiet_loud_features.pdf",
                     "results/plots/within_run_probes.pdf", "results/ablations/summary.csv",
                     "results/plots/ablations.pdf"]
+        targets += ["results/paper_comparison.csv", "results/plots/paper_comparison.pdf"]
     if MONITOR_TASKS:
         targets += ["results/monitor/early_warning.csv", "results/plots/early_warning.pdf"]
     return targets

@@ -2,7 +2,9 @@
 # retrained at every budget up to a maximum with its final weights kept, probed on one shared
 # probe set; random-init baselines of the same shape; one run with weights kept at steps 0, 1, 2,
 # 4, ... (the target budget's run: its last step is that budget's model, trained and probed once);
-# then quiet or loud, decided by the statistics of qlf.probes.classify_features.
+# then quiet or loud, decided by the statistics of qlf.probes.classify_features. All of it once
+# per training seed (config `seed: [...]`; each seed's own probe set) under
+# results/probes/{task}/seed{seed}/; the verdicts combine the seeds (verdicts_across_seeds).
 
 
 rule keep_final_weights:
@@ -51,10 +53,10 @@ rule keep_step_weights:
 
 rule probe_budget:
     input:
-        weights=lambda wildcards: probe_model(wildcards.task, int(wildcards.exp)),
+        weights=lambda wildcards: probe_model(wildcards.task, wildcards.exp, wildcards.seed),
         graphs=train_inputs,
     output:
-        directory("results/probes/{task}/budgets/C{exp}"),
+        directory("results/probes/{task}/seed{seed}/budgets/C{exp}"),
     params:
         graphs_dir=GRAPHS_DIR,
         options=PROBE_OPTIONS,
@@ -62,9 +64,9 @@ rule probe_budget:
         runtime=120,
         mem_mb=4000,
     log:
-        "logs/probes/{task}/C{exp}.log",
+        "logs/probes/{task}/seed{seed}/C{exp}.log",
     benchmark:
-        "benchmarks/probes/{task}/C{exp}.tsv"
+        "benchmarks/probes/{task}/seed{seed}/C{exp}.tsv"
     conda:
         "../../envs/qlf.yaml"
     script:
@@ -73,10 +75,10 @@ rule probe_budget:
 
 rule probe_random_inits:
     input:
-        weights=lambda wildcards: target_weights(wildcards.task),
+        weights=lambda wildcards: target_weights(wildcards.task, wildcards.seed),
         graphs=train_inputs,
     output:
-        directory("results/probes/{task}/random"),
+        directory("results/probes/{task}/seed{seed}/random"),
     params:
         graphs_dir=GRAPHS_DIR,
         seeds=CONFIG["probes"].get("random_seeds", [0, 1, 2]),
@@ -85,9 +87,9 @@ rule probe_random_inits:
         runtime=120,
         mem_mb=4000,
     log:
-        "logs/probes/{task}/random.log",
+        "logs/probes/{task}/seed{seed}/random.log",
     benchmark:
-        "benchmarks/probes/{task}/random.tsv"
+        "benchmarks/probes/{task}/seed{seed}/random.tsv"
     conda:
         "../../envs/qlf.yaml"
     script:
@@ -96,12 +98,10 @@ rule probe_random_inits:
 
 rule probe_step:
     input:
-        steps=lambda wildcards: probe_model(
-            wildcards.task, probe_target(wildcards.task), MODEL_STEPS
-        ),
+        steps=lambda wildcards: target_weights(wildcards.task, wildcards.seed),
         graphs=train_inputs,
     output:
-        directory("results/probes/{task}/within/step{step}"),
+        directory("results/probes/{task}/seed{seed}/within/step{step}"),
     params:
         graphs_dir=GRAPHS_DIR,
         options=PROBE_OPTIONS,
@@ -109,9 +109,9 @@ rule probe_step:
         runtime=120,
         mem_mb=4000,
     log:
-        "logs/probes/{task}/within/step{step}.log",
+        "logs/probes/{task}/seed{seed}/within/step{step}.log",
     benchmark:
-        "benchmarks/probes/{task}/within/step{step}.tsv"
+        "benchmarks/probes/{task}/seed{seed}/within/step{step}.tsv"
     conda:
         "../../envs/qlf.yaml"
     script:
@@ -121,23 +121,24 @@ rule probe_step:
 rule collect_probes:
     input:
         across=lambda wildcards: [
-            probe_dir(wildcards.task, exp) for exp in probe_budgets(wildcards.task)
+            probe_dir(wildcards.task, exp, wildcards.seed)
+            for exp in probe_budgets(wildcards.task, wildcards.seed)
         ],
         within=lambda wildcards: [
-            f"results/probes/{wildcards.task}/within/step{step}"
-            for step in within_steps(wildcards.task)
+            f"{probe_root(wildcards.task, wildcards.seed)}/within/step{step}"
+            for step in within_steps(wildcards.task, wildcards.seed)
         ],
     output:
-        across="results/probes/{task}/across_compute.csv",
-        across_examples="results/probes/{task}/across_compute_per_example.csv",
-        within="results/probes/{task}/within_run.csv",
+        across="results/probes/{task}/seed{seed}/across_compute.csv",
+        across_examples="results/probes/{task}/seed{seed}/across_compute_per_example.csv",
+        within="results/probes/{task}/seed{seed}/within_run.csv",
     resources:
         runtime=10,
         mem_mb=2000,
     log:
-        "logs/probes/{task}/collect.log",
+        "logs/probes/{task}/seed{seed}/collect.log",
     benchmark:
-        "benchmarks/probes/{task}/collect.tsv"
+        "benchmarks/probes/{task}/seed{seed}/collect.tsv"
     conda:
         "../../envs/qlf.yaml"
     script:
@@ -146,22 +147,29 @@ rule collect_probes:
 
 rule quiet_loud:
     input:
-        across=expand("results/probes/{task}/across_compute.csv", task=PROBE_TASKS),
-        across_examples=expand(
-            "results/probes/{task}/across_compute_per_example.csv", task=PROBE_TASKS
+        across=probe_outputs("results/probes/{task}/seed{seed}/across_compute.csv"),
+        across_examples=probe_outputs(
+            "results/probes/{task}/seed{seed}/across_compute_per_example.csv"
         ),
-        random=expand("results/probes/{task}/random", task=PROBE_TASKS),
+        random=probe_outputs("results/probes/{task}/seed{seed}/random"),
         transitions="results/scaling/transitions.csv",
     output:
-        report(
+        verdicts=report(
             "results/probes/quiet_loud.csv",
             caption="../report/quiet_loud_table.rst",
             category="Probes",
             subcategory="Tables",
             labels={"table": "quiet or loud"},
         ),
+        per_seed=report(
+            "results/probes/quiet_loud_seeds.csv",
+            caption="../report/quiet_loud_seeds_table.rst",
+            category="Probes",
+            subcategory="Tables",
+            labels={"table": "quiet or loud per seed"},
+        ),
     params:
-        tasks=PROBE_TASKS,
+        task_seeds=[(task, seed) for task in PROBE_TASKS for seed in task_seeds(task)],
         n_boot=CONFIG["probes"].get("n_boot", 1000),
         alpha=CONFIG["probes"].get("alpha", 0.05),
         seed=SEEDS[0],
@@ -180,14 +188,15 @@ rule quiet_loud:
 
 rule plot_probes:
     input:
-        across=expand("results/probes/{task}/across_compute.csv", task=PROBE_TASKS),
-        within=expand("results/probes/{task}/within_run.csv", task=PROBE_TASKS),
-        random=expand("results/probes/{task}/random", task=PROBE_TASKS),
+        across=figure_outputs("results/probes/{task}/seed{seed}/across_compute.csv"),
+        within=figure_outputs("results/probes/{task}/seed{seed}/within_run.csv"),
+        random=figure_outputs("results/probes/{task}/seed{seed}/random"),
         verdicts="results/probes/quiet_loud.csv",
         frontiers=expand("results/scaling/{task}_frontier.csv", task=PROBE_TASKS),
         transitions="results/scaling/transitions.csv",
         within_records=lambda wildcards: [
-            probe_model(task, probe_target(task), RUN_RECORD) for task in PROBE_TASKS
+            probe_model(task, probe_target(task), task_seeds(task)[0], RUN_RECORD)
+            for task in PROBE_TASKS
         ],
     output:
         grid=report(

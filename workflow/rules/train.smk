@@ -27,9 +27,9 @@ for _task in TASK_NAMES:
             mem_mb=sweep_mem_mb,
             **({"gpu": RESOURCES["gpus_per_run"]} if RESOURCES.get("gpus_per_run") else {}),
         log:
-            f"logs/train/{{task}}/n{{size}}/C{{exp}}/{sweep_id_pattern()}.log",
+            f"logs/train/{{task}}/n{{size}}/C{{exp}}/{sweep_id_pattern(_task)}.log",
         benchmark:
-            f"benchmarks/train/{{task}}/n{{size}}/C{{exp}}/{sweep_id_pattern()}.tsv"
+            f"benchmarks/train/{{task}}/n{{size}}/C{{exp}}/{sweep_id_pattern(_task)}.tsv"
         conda:
             "../../envs/qlf.yaml"
         script:
