@@ -85,6 +85,13 @@ def chain_capture(model, ex, ivs, names):
     return cap.seen
 
 
+def before_after(model, ex, intervention, layer):
+    """The block output at `layer` without and with `intervention` (float64)."""
+    name = resid_post(layer)
+    return (chain_capture(model, ex, [], [name])[name].double(),
+            chain_capture(model, ex, [intervention], [name])[name].double())
+
+
 def constrained_nearest(x, W, b):
     """Independent: nearest point to x on {z: W z + b = 0} by a null-space parametrisation."""
     z0 = np.linalg.lstsq(W, -b, rcond=None)[0]
@@ -355,9 +362,7 @@ def test_random_control_matches_displacement_and_is_seeded(addition, model):
     selected = random_probes("carry", range(BITS), layer, V, 16, seed=11)
     ablation = FeatureAblation.from_probes(selected, labels.positions)
     control = RandomControl(ablation, seed=7, trial=2)
-    name = resid_post(layer)
-    before = chain_capture(model, ex, [], [name])[name].double()
-    after = chain_capture(model, ex, [control], [name])[name].double()
+    before, after = before_after(model, ex, control, layer)
     n = np.arange(len(ex))
     for k, (r, (probe,)) in enumerate(selected.items()):
         x = before[n, labels.positions[:, r]]
@@ -391,9 +396,7 @@ def test_reference_control_keeps_the_probe_offset_with_random_unit_rows(addition
     selected = random_probes("carry", range(BITS), layer, 1, 16, seed=12)
     ablation = FeatureAblation.from_probes(selected, labels.positions)
     control = ReferenceControl(ablation, seed=7, trial=2)
-    name = resid_post(layer)
-    before = chain_capture(model, ex, [], [name])[name].double()
-    after = chain_capture(model, ex, [control], [name])[name].double()
+    before, after = before_after(model, ex, control, layer)
     n = np.arange(len(ex))
     shifts = []
     for k, (r, (probe,)) in enumerate(selected.items()):
@@ -446,9 +449,7 @@ def test_reference_control_multi_row_zeroes_its_random_logits(addition, model, V
     selected = random_probes("carry", range(BITS), 0, V, 16, seed=V)
     ablation = FeatureAblation.from_probes(selected, labels.positions)
     control = ReferenceControl(ablation, seed=1, trial=0)
-    name = resid_post(0)
-    before = chain_capture(model, ex, [], [name])[name].double()
-    after = chain_capture(model, ex, [control], [name])[name].double()
+    before, after = before_after(model, ex, control, 0)
     n = np.arange(len(ex))
     for k, (r, (probe,)) in enumerate(selected.items()):
         R, b_hat = control.projectors[k].W, control.projectors[k].b

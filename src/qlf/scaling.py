@@ -89,7 +89,8 @@ def _record_row(path: Path, record: dict) -> dict:
     row.update(task=spec.task, size=spec.size, budget=spec.budget,
                budget_exp=int(round(math.log10(spec.budget))), d_model=spec.d_model,
                n_layers=spec.n_layers, n_heads=spec.n_heads, lr=spec.lr,
-               batch_size=spec.batch_size, seed=spec.seed, steps=steps, run_id=spec.run_id, path=str(path))
+               batch_size=spec.batch_size, seed=spec.seed, steps=steps, run_id=spec.run_id,
+               path=str(path))
     # the record's own provenance (None where a record predates it), never this process's
     made = summary.get("provenance")
     if made is not None and not isinstance(made, dict):
@@ -181,7 +182,7 @@ def frontier(runs: pd.DataFrame) -> pd.DataFrame:
     values = grouped.val_loss
     configs["n_seeds"] = grouped.size()
     configs["val_loss_min"], configs["val_loss_max"] = values.min(), values.max()
-    finite_all = grouped.val_loss.apply(lambda v: bool(np.isfinite(v.to_numpy(float)).all()))
+    finite_all = values.apply(lambda v: bool(np.isfinite(v.to_numpy(float)).all()))
     configs = configs[finite_all].reset_index()
     n_runs = runs.groupby(CELL).size().rename("n_runs").reset_index()
     ranked = configs.sort_values(CELL + ["val_loss", "run_id"], kind="mergesort")
