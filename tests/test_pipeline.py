@@ -287,3 +287,39 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, key):
     assert proc.returncode != 0
     assert key in proc.stdout + proc.stderr
     assert not (work / "results").exists() and not (work / "resources").exists()
+
+
+def test_runtime_requests_come_from_a_throughput_table(tmp_path):
+    from qlf.sweep import plan_sweeps
+    from qlf.throughput import COLUMNS, KEY, job_seconds, shape_key
+
+    work = copy_workflow(tmp_path)
+
+    def addition_only(cfg):
+        cfg["tasks"] = {"addition": cfg["tasks"]["addition"]}
+        cfg["probes"]["tasks"] = {"addition": cfg["probes"]["tasks"]["addition"]}
+        cfg["resources"] = {"throughput": "h200.csv"}
+    config = set_config(work, "smoke.yaml", addition_only)
+    sweeps = plan_sweeps(yaml.safe_load(config.read_text()))
+    shapes = list({shape_key(s): s for s in sweeps})
+    rows = [dict(zip(KEY, key), step_ms=50.0, point_ms=100.0, fixed_s=600.0 + 300 * i,
+                 start_s=1.0, device="cuda:NVIDIA H200", torch="2.13.0", threads=1)
+            for i, key in enumerate(shapes)]
+    table = {key: row for key, row in zip(shapes, rows)}
+    with open(work / "h200.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows[1:])  # one shape missing: an error naming it
+    proc = snakemake(work, "-n", "results/scaling/addition.csv", "--configfile",
+                     "config/smoke.yaml", check=False)
+    assert proc.returncode != 0 and "lacks the shape" in proc.stdout + proc.stderr
+    assert str(shapes[0]) in proc.stdout + proc.stderr
+    with open(work / "h200.csv", "a", newline="") as fh:
+        csv.DictWriter(fh, COLUMNS).writerow(rows[0])
+    out = snakemake(work, "-n", "results/scaling/addition.csv", "--configfile",
+                    "config/smoke.yaml").stdout
+    requested = sorted(int(m) for m in re.findall(r"rule train_addition:.*?runtime=(\d+)", out,
+                                                  re.DOTALL))
+    want = sorted(max(5, -int(-2 * job_seconds(table[shape_key(s)], s.first.steps,
+                                            s.first.val_points) // 60)) for s in sweeps)
+    assert requested == want and len(set(want)) > 1

@@ -101,6 +101,10 @@ def cmd_graphs(args) -> int:
 def cmd_plan(args) -> int:
     from .compute import plan_table
     print(plan_table(args.config))
+    if args.throughput is not None:
+        from .throughput import load_table, projection_text
+        print()
+        print(projection_text(args.config, load_table(args.throughput), args.gpus))
     return 0
 
 
@@ -147,6 +151,11 @@ def build_parser(with_train: bool = False) -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="runs and FLOPs per task and budget for a config file")
     p.add_argument("config", type=Path)
+    p.add_argument("--throughput", type=Path, default=None,
+                   help="a device's throughput CSV (bench/bench_throughput.py): also print the "
+                        "projected wall time of the config's training jobs on it")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="devices (or CPU job slots) the jobs share, for --throughput (default 1)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="one compute-budgeted training run -> a JSON record")

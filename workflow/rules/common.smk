@@ -10,6 +10,7 @@ import qlf.graphs
 import qlf.scaling
 import qlf.sweep
 import qlf.tasks
+import qlf.throughput
 from qlf.tasks import TASKS, GraphTask
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -153,11 +154,27 @@ def kept_records(wildcards):
     return KEPT_RECORDS.format(**wildcards)
 
 
+@functools.cache
+def throughput_rows():
+    """{shape key: row} of resources.throughput (a device's measured table; qlf.throughput)."""
+    table = qlf.throughput.load_table(RESOURCES["throughput"])
+    return {tuple(r[k] for k in qlf.throughput.KEY): r for r in table.to_dict("records")}
+
+
 def sweep_runtime(wildcards):
-    """SLURM minutes of a sweep: start-up plus all members' FLOPs at a conservative
-    throughput, doubled."""
+    """SLURM minutes of a sweep, doubled: its projection from resources.throughput (a shape
+    the table lacks is an error), else start-up plus all members' FLOPs at a conservative
+    throughput."""
     sweep = sweep_of(wildcards)
-    seconds = RESOURCES.get("startup_s", 60) + sweep.flops / RESOURCES.get("flops_per_s", 2e9)
+    if "throughput" in RESOURCES:
+        row = throughput_rows().get(qlf.throughput.shape_key(sweep))
+        if row is None:
+            raise WorkflowError(f"resources.throughput {RESOURCES['throughput']} lacks the shape "
+                                f"{qlf.throughput.shape_key(sweep)} {qlf.throughput.KEY}; "
+                                f"measure it with bench/bench_throughput.py")
+        seconds = qlf.throughput.job_seconds(row, sweep.first.steps, sweep.first.val_points)
+    else:
+        seconds = RESOURCES.get("startup_s", 60) + sweep.flops / RESOURCES.get("flops_per_s", 2e9)
     return max(5, math.ceil(2 * seconds / 60))
 
 
