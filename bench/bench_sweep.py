@@ -5,6 +5,7 @@ sweep against K `qlf train` processes one after the other).
     python bench/bench_sweep.py                       # per-step table, d 8..128, L 4, B 8 and 64
     python bench/bench_sweep.py --d-models 8,16,32,64,128,256,512 --layers 4,16   # the full grid
     python bench/bench_sweep.py --whole-process       # + whole-process table (slower)
+    python bench/bench_sweep.py --d-models 8 --batches 8 --k 1 --concurrent 1,2,4   # jobs at once
 
 Per step: addition-16 batches (ctx pinned at 50), after --warmup steps, the median of --repeat
 timings of --steps steps each, on --threads CPU threads (or the GPU when there is one).
@@ -12,6 +13,7 @@ timings of --steps steps each, on --threads CPU threads (or the GPU when there i
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -84,6 +86,29 @@ def whole_process(d, layers, batch, k, budget) -> tuple[float, float]:
     return fused, alone
 
 
+def concurrent(d, layers, batch, k, budget, n) -> tuple[float, int]:
+    """Wall seconds of n identical K-member `qlf train` sweeps started at once (as Snakemake runs
+    n training jobs side by side, e.g. `--resources gpu_slots=n` on one GPU), and the
+    member-steps they trained in all."""
+    lrs = ",".join(f"{LRS[i % 4] * (1 + i // 4):g}" for i in range(k))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        procs = [subprocess.Popen(
+            ["qlf", "train", "--task", TASK, "--size", str(SIZE), "--budget", f"{budget:g}",
+             "--d-model", str(d), "--n-layers", str(layers), "--batch-size", str(batch),
+             "--threads", str(torch.get_num_threads()), "--lr", lrs,
+             "--out-dir", str(Path(tmp) / str(i))], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE) for i in range(n)]
+        for proc in procs:
+            if proc.wait() != 0:
+                raise RuntimeError(f"qlf train failed: {proc.stderr.read().decode()[-2000:]}")
+            proc.stderr.close()
+        wall = time.perf_counter() - start
+        steps = sum(json.loads(path.read_text())["summary"]["steps"]
+                    for path in Path(tmp).rglob("*.json"))
+    return wall, steps
+
+
 def ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
@@ -100,6 +125,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--whole-process", action="store_true")
     p.add_argument("--budgets", type=str, default="1e10,1e11", help="whole-process budgets")
+    p.add_argument("--concurrent", type=ints, default=None,
+                   help="e.g. 1,2,4: + aggregate throughput of that many sweeps run at once")
+    p.add_argument("--concurrent-shape", type=ints, default=[64, 4, 64, 4],
+                   help="d_model,n_layers,batch,K of the concurrent sweeps")
+    p.add_argument("--concurrent-budget", type=float, default=1e11)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
@@ -118,6 +148,18 @@ def main() -> None:
                 print(f"| {d} | {layers} | {batch} | " + " | ".join(f"{m:.1f}" for m in ms)
                       + " | " + " | ".join(f"{r:.0f} ({r / base:.2f}x)" for r in rates) + " |",
                       flush=True)
+    if args.concurrent:
+        d, layers, batch, k = args.concurrent_shape
+        print(f"\n# concurrent jobs: n `qlf train` sweeps of d{d} L{layers} B{batch} K={k} at "
+              f"{args.concurrent_budget:.0e} started at once, {args.threads} thread(s) each")
+        print("| jobs | wall s | member-steps | member-steps/s | x 1 job |")
+        print("|---|---|---|---|---|")
+        base = None
+        for n in args.concurrent:
+            wall, steps = concurrent(d, layers, batch, k, args.concurrent_budget, n)
+            base = base or steps / wall / n  # per job, from the first row
+            print(f"| {n} | {wall:.1f} | {steps} | {steps / wall:.1f} | "
+                  f"{steps / wall / base:.2f}x |", flush=True)
     if not args.whole_process:
         return
     print("\n# whole processes: 4 learning rates as one `qlf train` sweep vs 4 processes")

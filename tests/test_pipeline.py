@@ -323,3 +323,18 @@ def test_runtime_requests_come_from_a_throughput_table(tmp_path):
     want = sorted(max(5, -int(-2 * job_seconds(table[shape_key(s)], s.first.steps,
                                             s.first.val_points) // 60)) for s in sweeps)
     assert requested == want and len(set(want)) > 1
+
+
+def test_training_jobs_hold_a_gpu_slot_and_other_jobs_do_not(tmp_path):
+    work = copy_workflow(tmp_path)
+    set_config(work, "smoke.yaml", lambda cfg: cfg.update(
+        tasks={"addition": cfg["tasks"]["addition"]},
+        probes={**cfg["probes"], "tasks": {"addition": cfg["probes"]["tasks"]["addition"]}}))
+    out = snakemake(work, "-n", "results/scaling/addition_frontier.csv", "--resources",
+                    "gpu_slots=1", "--configfile", "config/smoke.yaml").stdout
+    blocks = re.split(r"\n(?=(?:local)?rule )", out)
+    train = [b for b in blocks if b.startswith("rule train_addition:")]
+    collect = [b for b in blocks if re.match(r"(local)?rule collect_runs:", b)]
+    assert len(train) == 4 and len(collect) == 1
+    assert all(re.search(r"resources: .*\bgpu_slots=1\b", b) for b in train)
+    assert "resources:" in collect[0] and "gpu_slots" not in collect[0]

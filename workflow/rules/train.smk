@@ -25,6 +25,7 @@ for _task in TASK_NAMES:
         resources:
             runtime=sweep_runtime,
             mem_mb=sweep_mem_mb,
+            gpu_slots=1,  # `--resources gpu_slots=N`: at most N training jobs share a local GPU
             **({"gpu": RESOURCES["gpus_per_run"]} if RESOURCES.get("gpus_per_run") else {}),
         log:
             f"logs/train/{{task}}/n{{size}}/C{{exp}}/{sweep_id_pattern(_task)}.log",
