@@ -23,7 +23,8 @@ import torch
 
 from qlf.compute import load_config
 from qlf.sweep import plan_sweeps
-from qlf.throughput import COLUMNS, KEY, load_table, measure, project, shape_key, start_seconds
+from qlf.throughput import (COLUMNS, load_table, measure, project, rows_by_key, shape_key,
+                            start_seconds)
 
 
 def representatives(cfg: dict, tasks) -> dict:
@@ -73,7 +74,7 @@ def main() -> None:
     graphs_dir = args.graphs_dir or Path(cfg["graphs"]["dir"])
     chosen = representatives(cfg, args.tasks)
     done = load_table(args.out) if args.out.is_file() else pd.DataFrame(columns=COLUMNS)
-    have = {tuple(r[k] for k in KEY) for r in done.to_dict("records")}
+    have = rows_by_key(done)
     todo = [key for key in chosen if key not in have]
     print(f"{len(chosen)} shapes, {len(chosen) - len(todo)} already in {args.out}", flush=True)
     if todo:

@@ -12,7 +12,7 @@ from qlf.cli import main
 from qlf.compute import flops_actual, load_config, make_spec
 from qlf.sweep import SweepSpec, plan_sweeps
 from qlf.throughput import (COLUMNS, KEY, job_seconds, load_table, measure, project,
-                            projection_text, shape_key)
+                            projection_text, rows_by_key, shape_key)
 from qlf.train import val_steps
 
 SMOKE = "config/smoke.yaml"
@@ -57,7 +57,7 @@ def test_projection_covers_every_sweep_with_its_own_shape():
     jobs, makespan = project(cfg, table, 1, TASKS)
     sweeps = plan_sweeps(cfg, TASKS)
     assert sorted(jobs.sweep_id) == sorted(s.sweep_id for s in sweeps)
-    rows = {tuple(r[k] for k in KEY): r for r in table.to_dict("records")}
+    rows = rows_by_key(table)
     for sweep, job in zip(sweeps, jobs.itertuples()):  # in the plan's order
         assert (job.task, job.budget, job.sweep_id) == (sweep.first.task, sweep.first.budget,
                                                         sweep.sweep_id)

@@ -53,11 +53,8 @@ def measure(sweep, start_s: float, steps: int = 50, graphs_dir=None) -> dict:
     the records' timings (qlf.train's Stopwatch) into per step, per point and fixed. Call it once
     on a small sweep first: the first training of a process pays one-off costs (allocator,
     kernels) that a job pays in its start-up."""
-    import torch
-
-    from .provenance import provenance
     from .sweep import SweepSpec
-    from .train import _device_name, train_sweep, val_steps
+    from .train import train_sweep, val_steps
 
     if steps < 10:
         raise ValueError(f"steps: need >= 10 to time the steps, got {steps}")
@@ -73,15 +70,15 @@ def measure(sweep, start_s: float, steps: int = 50, graphs_dir=None) -> dict:
         timings.append({**{p: summary[p] * sweep.k for p in ("train_s", "data_s", "eval_s")},
                         "wall_s": summary["sweep"]["wall_s"],
                         "points": len(val_steps(steps, points))})
+    where = summary["provenance"]  # the record says what device, torch and threads timed it
     full, one = timings
     step_s = (full["train_s"] + full["data_s"]) / steps  # a step with its share of the data
     extra_points = full["points"] - one["points"]  # none when the config has <= 2: then in fixed
     point_s = max(0.0, (full["eval_s"] - one["eval_s"]) / extra_points) if extra_points else 0.0
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return dict(zip(KEY, shape_key(sweep)), step_ms=1e3 * step_s, point_ms=1e3 * point_s,
                 fixed_s=start_s + full["wall_s"] - steps * step_s - (full["points"] - 1) * point_s,
-                start_s=start_s, device=_device_name(device), torch=provenance()["torch"],
-                threads=torch.get_num_threads())
+                start_s=start_s, device=summary["device"], torch=where["torch"],
+                threads=where["threads"])
 
 
 def job_seconds(row: dict, steps: int, val_points: int) -> float:
@@ -117,6 +114,11 @@ def load_table(path):
     return table
 
 
+def rows_by_key(table) -> dict:
+    """{shape key (KEY): row dict} of a throughput table."""
+    return {tuple(r[k] for k in KEY): r for r in table.to_dict("records")}
+
+
 def project(config, table, slots: int = 1, tasks=None):
     """(jobs, makespan_s): one row per training job (sweep) of the config with its projected
     seconds, and the projected wall time of all of them on `slots` devices (longest job first,
@@ -127,7 +129,7 @@ def project(config, table, slots: int = 1, tasks=None):
 
     if slots < 1:
         raise ValueError(f"slots: need >= 1, got {slots}")
-    rows = {tuple(r[k] for k in KEY): r for r in table.to_dict("records")}
+    rows = rows_by_key(table)
     jobs, missing = [], set()
     for sweep in plan_sweeps(config, tasks):
         key = shape_key(sweep)

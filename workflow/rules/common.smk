@@ -157,8 +157,7 @@ def kept_records(wildcards):
 @functools.cache
 def throughput_rows():
     """{shape key: row} of resources.throughput (a device's measured table; qlf.throughput)."""
-    table = qlf.throughput.load_table(RESOURCES["throughput"])
-    return {tuple(r[k] for k in qlf.throughput.KEY): r for r in table.to_dict("records")}
+    return qlf.throughput.rows_by_key(qlf.throughput.load_table(RESOURCES["throughput"]))
 
 
 def sweep_runtime(wildcards):
